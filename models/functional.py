@@ -1,0 +1,182 @@
+"""Pure tensor functions of CAST: statistics, AdaIN, strength, interpolation, colour, uint8.
+
+Every function here is stateless and works on any device and dtype. Shapes are noted as
+``(B, C, H, W)``; a channel statistic is ``(B, C, 1, 1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ADAIN_EPS = 1e-5
+
+
+def channel_mean_std(feat: Tensor, eps: float = ADAIN_EPS) -> tuple[Tensor, Tensor]:
+    """Per-(sample, channel) mean and std over H×W, as the reference computes them.
+
+    The variance is unbiased (divides by H·W − 1) and ``eps`` is added inside the square root.
+    """
+    b, c = feat.shape[:2]
+    flat = feat.reshape(b, c, -1)  # (B, C, H*W)
+    var = flat.var(dim=2) + eps  # unbiased
+    std = var.sqrt().view(b, c, 1, 1)
+    mean = flat.mean(dim=2).view(b, c, 1, 1)
+    return mean, std
+
+
+def adain(content_feat: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
+    """Adaptive instance normalisation: content statistics replaced by the style's.
+
+    content_feat (B, C, H, W); style_mean, style_std (B or 1, C, 1, 1).
+    """
+    c_mean, c_std = channel_mean_std(content_feat)
+    normalized = (content_feat - c_mean.expand_as(content_feat)) / c_std.expand_as(content_feat)
+    return normalized * style_std.expand_as(content_feat) + style_mean.expand_as(content_feat)
+
+
+def adain_from_stats(
+    content_feat: Tensor,
+    content_mean: Tensor,
+    content_std: Tensor,
+    style_mean: Tensor,
+    style_std: Tensor,
+) -> Tensor:
+    """AdaIN with given content statistics (temporal smoothing of statistics uses this)."""
+    normalized = (content_feat - content_mean) / content_std
+    return normalized * style_std + style_mean
+
+
+def blend_strength(stylized_feat: Tensor, content_feat: Tensor, alpha: float) -> Tensor:
+    """Style strength α: ``α·AdaIN + (1 − α)·content`` (AdaIN-paper convention).
+
+    α = 1 returns ``stylized_feat`` itself, so the reference path stays bit-exact.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"style strength alpha must be in [0, 1], got {alpha}")
+    if alpha == 1.0:
+        return stylized_feat
+    return alpha * stylized_feat + (1.0 - alpha) * content_feat
+
+
+def normalize_weights(weights: Sequence[float], count: int) -> list[float]:
+    """Validate interpolation weights (non-negative, not all zero) and make them sum to 1."""
+    if len(weights) != count:
+        raise ValueError(f"got {len(weights)} weights for {count} styles")
+    if any(w < 0 or w != w for w in weights):
+        raise ValueError(f"weights must be non-negative numbers, got {list(weights)}")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError("weights must not all be zero")
+    return [float(w) / total for w in weights]
+
+
+def interpolate_stats(
+    means: Sequence[Tensor], stds: Sequence[Tensor], weights: Sequence[float]
+) -> tuple[Tensor, Tensor]:
+    """Weighted mix of several styles' statistics, each (1, C, 1, 1).
+
+    AdaIN is affine in (μ_s, σ_s), so ``AdaIN(c; Σ wᵢμᵢ, Σ wᵢσᵢ) = Σ wᵢ AdaIN(c; μᵢ, σᵢ)``: this
+    equals interpolating the AdaIN features, as the AdaIN paper does.
+    """
+    if not means or len(means) != len(stds):
+        raise ValueError("need the same, non-zero number of means and stds")
+    w = normalize_weights(weights, len(means))
+    mean = sum(wi * m for wi, m in zip(w, means))
+    std = sum(wi * s for wi, s in zip(w, stds))
+    assert isinstance(mean, Tensor) and isinstance(std, Tensor)
+    return mean, std
+
+
+# --- colour -----------------------------------------------------------------------------------
+
+# ITU-R BT.601 full-range RGB <-> YCbCr (JPEG), rows act on (R, G, B).
+_RGB_TO_Y = (0.299, 0.587, 0.114)
+
+
+def _luma(rgb01: Tensor) -> Tensor:
+    r, g, b = rgb01.unbind(dim=1)
+    return (_RGB_TO_Y[0] * r + _RGB_TO_Y[1] * g + _RGB_TO_Y[2] * b).unsqueeze(1)  # (B, 1, H, W)
+
+
+def preserve_color(stylized: Tensor, content: Tensor) -> Tensor:
+    """Keep the content's colours: luminance from ``stylized``, chroma from ``content``.
+
+    Both (B, 3, H, W) in [-1, 1] (``stylized`` may exceed it; it is clamped). Works in
+    YCbCr: ``out = stylized_Y + (content − content_Y)`` per channel, which is exactly the
+    chroma swap because the RGB→YCbCr transform is linear. If sizes differ, the content is
+    resized to the stylized size first.
+    """
+    if content.shape[-2:] != stylized.shape[-2:]:
+        content = F.interpolate(
+            content, size=stylized.shape[-2:], mode="bilinear", align_corners=False
+        )
+    s01 = (stylized.clamp(-1.0, 1.0) + 1.0) * 0.5
+    c01 = (content + 1.0) * 0.5
+    out01 = _luma(s01) + (c01 - _luma(c01))  # (B, 3, H, W)
+    return out01.clamp(0.0, 1.0) * 2.0 - 1.0
+
+
+# --- conversions ------------------------------------------------------------------------------
+
+
+def uint8_to_unit(image: Tensor) -> Tensor:
+    """uint8 (B, 3, H, W) or (H, W, 3) RGB → float [-1, 1] (B, 3, H, W), as ToTensor+Normalize."""
+    if image.dtype != torch.uint8:
+        raise TypeError(f"expected a uint8 image, got {image.dtype}")
+    if image.dim() == 3:
+        image = image.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+    x = image.float() / 255.0
+    return (x - 0.5) / 0.5
+
+
+def unit_to_uint8(x: Tensor, rounding: str = "truncate") -> Tensor:
+    """float (B, 3, H, W) in ~[-1, 1] → uint8 (B, H, W, 3) RGB.
+
+    ``rounding="truncate"`` reproduces the reference's ``tensor2im`` (clamp, (x+1)/2·255,
+    cast, which truncates); ``"round"`` rounds to nearest (unbiased, used for video).
+    """
+    y = (x.clamp(-1.0, 1.0) + 1.0) / 2.0 * 255.0
+    if rounding == "round":
+        y = y.round()
+    elif rounding != "truncate":
+        raise ValueError(f"rounding must be 'truncate' or 'round', got {rounding!r}")
+    return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+# --- exact-size padding -----------------------------------------------------------------------
+
+
+def pad_amounts(height: int, width: int, multiple: int = 8) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding that brings H and W to a multiple of ``multiple``.
+
+    The padding is split evenly (the extra pixel goes right/bottom) so border effects are
+    symmetric.
+    """
+    ph = (-height) % multiple
+    pw = (-width) % multiple
+    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+
+def pad_to_multiple(x: Tensor, multiple: int = 8) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Reflect-pad (B, C, H, W) so H and W are multiples of ``multiple``; returns the padding.
+
+    Reflection needs the pad to be smaller than the side; tiny images fall back to replicate.
+    """
+    h, w = x.shape[-2:]
+    pads = pad_amounts(h, w, multiple)
+    if pads == (0, 0, 0, 0):
+        return x, pads
+    left, right, top, bottom = pads
+    mode = "reflect" if max(left, right) < w and max(top, bottom) < h else "replicate"
+    return F.pad(x, pads, mode=mode), pads
+
+
+def crop_padding(x: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
+    """Undo :func:`pad_to_multiple` on (B, C, H', W')."""
+    left, right, top, bottom = pads
+    h, w = x.shape[-2:]
+    return x[..., top : h - bottom, left : w - right]

@@ -1,0 +1,1 @@
+"""Everything that moves frames: sources, engine, smoothing, sinks, pipeline and the CLI."""

@@ -1,0 +1,1 @@
+"""Sub-commands of ``castrt`` (one module each) and the options they share."""
