@@ -117,6 +117,13 @@ def reliable_mask(
     return fb_consistent(fwd, bwd, g) & ~motion_boundaries(fwd) & inside_mask(fwd, g)
 
 
+def flat_mask(gray: np.ndarray, threshold: float) -> np.ndarray:
+    """True where the local (7×7 Gaussian) mean gradient magnitude is below ``threshold``/px."""
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, scale=0.125)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, scale=0.125)
+    return np.asarray(cv2.GaussianBlur(cv2.magnitude(gx, gy), (7, 7), 0) < threshold)
+
+
 class DisFlow:
     """OpenCV DIS optical flow on grey uint8 frames (one instance per thread)."""
 
@@ -150,15 +157,23 @@ class ReducedFlow:
     are computed there and resized to the frame size at the end. ``photometric`` (grey levels,
     0 disables) also distrusts pixels whose warped previous *input* differs from the current
     one by more than this, which catches flow failures the consistency check misses.
+    ``flat`` (grey levels per pixel, 0 disables): in flat input regions, where fast DIS is
+    noisy but any flow warps the same content, the consistency and boundary tests are waived
+    (the photometric test still applies).
     """
 
     def __init__(
-        self, scale: float = 0.5, preset: str = "ultrafast", photometric: float = 24.0
+        self,
+        scale: float = 0.5,
+        preset: str = "ultrafast",
+        photometric: float = 24.0,
+        flat: float = 0.5,
     ) -> None:
         if not 0.0 < scale <= 1.0:
             raise InputError(f"flow scale must be in (0, 1], got {scale}")
         self.scale = scale
         self.photometric = photometric
+        self.flat = flat
         self._dis = DisFlow(preset)
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -182,7 +197,10 @@ class ReducedFlow:
         fwd = self._dis(cur_small, prev_small)  # cur → prev
         bwd = self._dis(prev_small, cur_small)
         g = self.grid(*cur_small.shape[:2])
-        mask = reliable_mask(fwd, bwd, g).astype(np.float32)
+        reliable = fb_consistent(fwd, bwd, g) & ~motion_boundaries(fwd)
+        if self.flat > 0:
+            reliable |= flat_mask(cur_small, self.flat)
+        mask = (reliable & inside_mask(fwd, g)).astype(np.float32)
         if self.photometric > 0:
             err = cv2.absdiff(warp(prev_small, fwd, g), cur_small).astype(np.float32)
             mask *= np.exp(-((err * (1.0 / self.photometric)) ** 2))

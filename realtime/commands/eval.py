@@ -29,6 +29,7 @@ from realtime.commands.common import (
     configure_threads,
     resolve_device,
 )
+from realtime.config import load_config
 from realtime.engine import EngineConfig, StatsHook, StylizeEngine
 from realtime.metrics import PairFlow, TemporalScore, input_flows
 from realtime.styles import StyleBank, default_cache_dir
@@ -185,7 +186,12 @@ def run_temporal(args: argparse.Namespace) -> int:
         make_strategy(n)  # validate names before the slow part
     if "off" not in names:
         names.insert(0, "off")
-    cfg = TemporalConfig(interval=args.interval, target_fps=args.target_fps)
+    overrides = {
+        k: v
+        for k, v in (("interval", args.interval), ("target_fps", args.target_fps))
+        if v is not None
+    }
+    cfg = load_config(TemporalConfig, args.temporal_config, overrides)
     frames = read_frames(Path(args.video), args.frames, args.start, size)
     style = Path(args.style)
     if not style.is_file():
@@ -272,12 +278,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="controlled flicker σ: per-frame style stats × (1 + σ·N(0,1)) (default 0)",
     )
     t.add_argument("--alpha", type=float, default=1.0, help="stylization strength (default 1)")
-    t.add_argument("--interval", type=int, default=4, help="keyframe interval (default 4)")
+    t.add_argument(
+        "--temporal-config",
+        metavar="YAML",
+        help="TemporalConfig preset (e.g. configs/temporal.yaml)",
+    )
+    t.add_argument("--interval", type=int, help="keyframe interval (default 4)")
     t.add_argument(
         "--target-fps",
         type=float,
-        default=0.0,
-        help="keyframe: adapt the interval to hold this fps",
+        help="keyframe: adapt the interval to hold this fps (default 0: fixed interval)",
     )
     t.add_argument("--no-ssim", action="store_true", help="skip SSIM (faster)")
     t.add_argument("--json", metavar="FILE", help="write the report here")

@@ -109,3 +109,16 @@ def test_bad_preset_and_scale_are_refused() -> None:
         DisFlow("slowest")
     with pytest.raises(InputError):
         ReducedFlow(scale=0.0)
+
+
+def test_flat_regions_are_trusted_despite_noisy_flow() -> None:
+    from realtime.flow import flat_mask
+
+    img = np.full((60, 80), 128, np.uint8)
+    img[:, 40:] = np.random.default_rng(0).integers(0, 256, (60, 40), dtype=np.uint8)
+    m = flat_mask(img, 0.5)
+    assert m[:, :30].all() and not m[:, 50:].any()
+    flat = np.full((90, 160, 3), 100, np.uint8)
+    rf = ReducedFlow(scale=0.5)
+    res = rf(rf.small_gray(flat), rf.small_gray(flat), flat.shape[:2])
+    assert res.mask[5:-5, 5:-5].min() > 0.99

@@ -313,3 +313,12 @@ def test_keyframe_async_propagates_while_the_engine_works() -> None:
     time.sleep(0.2)
     assert isinstance(s, Keyframe)
     assert s.stats()["stylized"] >= 1 and eng.calls >= 2
+
+
+def test_the_yaml_preset_holds_the_defaults() -> None:
+    from pathlib import Path
+
+    from realtime.config import load_config
+
+    preset = Path(__file__).resolve().parents[2] / "configs" / "temporal.yaml"
+    assert load_config(TemporalConfig, preset) == TemporalConfig()
