@@ -63,7 +63,9 @@ class TemporalConfig:
 
     ``weight``: how much of the past to keep where it is trusted (0 = none, →1 = frozen).
     ``adaptive_tau``: input difference (grey levels) at which ``adaptive`` trusts the past e⁻¹.
-    ``flow_scale``: resolution factor for DIS; ``flow_preset``: ultrafast | fast | medium.
+    ``flow_scale``: resolution factor for DIS; ``flow_preset``: ultrafast | fast | medium;
+    ``flow_flat``: gradient (grey levels/px) below which a region counts as flat and its flow is
+    trusted without the consistency test (0: never).
     ``flow_parallel``: compute flow on a worker thread while the engine runs.
     ``stats_weight``: EMA weight of the AdaIN statistics; ``stats_style``: also smooth the style
     code (a change larger than ``style_switch`` relative L2 is a style switch: no smoothing).
@@ -78,6 +80,7 @@ class TemporalConfig:
     adaptive_tau: float = 12.0
     flow_scale: float = 0.5
     flow_preset: str = "ultrafast"
+    flow_flat: float = 0.5
     flow_parallel: bool = False
     stats_weight: float = 0.8
     stats_style: bool = True
@@ -332,9 +335,11 @@ class AdaptiveFilter:
 class FlowFilter:
     """Warps the previous output onto the current frame by input flow and blends where trusted."""
 
-    def __init__(self, weight: float, scale: float, preset: str, parallel: bool) -> None:
+    def __init__(
+        self, weight: float, scale: float, preset: str, parallel: bool, flat: float = 0.5
+    ) -> None:
         self.weight = weight
-        self._flow = ReducedFlow(scale, preset)
+        self._flow = ReducedFlow(scale, preset, flat=flat)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="castrt-flow") if parallel else None
         self.reset()
 
@@ -424,7 +429,9 @@ class Keyframe:
 
     def __init__(self, config: TemporalConfig | None = None) -> None:
         self.config = config or TemporalConfig()
-        self._flow = ReducedFlow(self.config.flow_scale, self.config.flow_preset)
+        self._flow = ReducedFlow(
+            self.config.flow_scale, self.config.flow_preset, flat=self.config.flow_flat
+        )
         self._cut = SceneCutDetector(self.config.scene_cut)
         self._pool = (
             ThreadPoolExecutor(1, thread_name_prefix="castrt-key")
@@ -590,6 +597,8 @@ def make_strategy(name: str, config: TemporalConfig | None = None) -> TemporalSt
     elif kind == "adaptive":
         output = AdaptiveFilter(cfg.weight, cfg.adaptive_tau, cfg.flow_scale)
     elif kind == "flow":
-        output = FlowFilter(cfg.weight, cfg.flow_scale, cfg.flow_preset, cfg.flow_parallel)
+        output = FlowFilter(
+            cfg.weight, cfg.flow_scale, cfg.flow_preset, cfg.flow_parallel, cfg.flow_flat
+        )
     canonical = "+".join([p for p in (kind,) if p] + (["stats"] if stats else []))
     return Composite(canonical, stylizer, output, cfg.scene_cut)
