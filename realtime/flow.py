@@ -54,7 +54,8 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(scaled, (tw, th), interpolation=cv2.INTER_LINEAR)
 
 
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 x and y pixel coordinates of an (h, w) frame."""
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return gx, gy
 
@@ -64,7 +65,7 @@ def warp(
 ) -> np.ndarray:
     """Resample ``image`` at ``x + flow(x)`` (bilinear, border replicated); keeps the dtype."""
     h, w = flow.shape[:2]
-    gx, gy = grid if grid is not None else _grid(h, w)
+    gx, gy = grid if grid is not None else pixel_grid(h, w)
     return cv2.remap(
         image,
         gx + flow[..., 0],
@@ -77,7 +78,7 @@ def warp(
 def inside_mask(flow: np.ndarray, grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """True where ``x + flow(x)`` stays inside the frame."""
     h, w = flow.shape[:2]
-    gx, gy = grid if grid is not None else _grid(h, w)
+    gx, gy = grid if grid is not None else pixel_grid(h, w)
     x = gx + flow[..., 0]
     y = gy + flow[..., 1]
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
@@ -113,7 +114,7 @@ def reliable_mask(
     fwd: np.ndarray, bwd: np.ndarray, grid: tuple[np.ndarray, np.ndarray] | None = None
 ) -> np.ndarray:
     """True where warping ``b`` onto ``a`` by ``fwd`` is trustworthy (not occluded/boundary/outside)."""
-    g = grid if grid is not None else _grid(*fwd.shape[:2])
+    g = grid if grid is not None else pixel_grid(*fwd.shape[:2])
     return fb_consistent(fwd, bwd, g) & ~motion_boundaries(fwd) & inside_mask(fwd, g)
 
 
@@ -180,7 +181,7 @@ class ReducedFlow:
     def grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinate grids of an (h, w) frame, built once per size."""
         if (h, w) not in self._grids:
-            self._grids = {(h, w): _grid(h, w), **dict(list(self._grids.items())[-3:])}
+            self._grids = {(h, w): pixel_grid(h, w), **dict(list(self._grids.items())[-3:])}
         return self._grids[(h, w)]
 
     def small_gray(self, rgb: np.ndarray) -> np.ndarray:

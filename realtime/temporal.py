@@ -42,7 +42,7 @@ from torch import Tensor
 from models.errors import InputError
 from models.style_code import StyleCode
 from realtime.engine import StylizeEngine
-from realtime.flow import FlowResult, ReducedFlow, flow_to_tensor, warp, warp_torch
+from realtime.flow import FlowResult, ReducedFlow, flow_to_tensor, pixel_grid, warp_torch
 
 
 class TemporalStrategy(Protocol):
@@ -219,13 +219,31 @@ class StatsStylizer:
 
 
 class NumpyBlend:
-    """Host-side warp and blend with OpenCV/numpy (float32 state)."""
+    """Host-side warp and blend with OpenCV on uint8 frames.
+
+    uint8 state and fixed-point remap maps: about 2.5× faster than float32 on this CPU; the
+    rounding costs at most ``0.5/(1−w)`` grey levels of lag on a static pixel.
+    """
+
+    def __init__(self) -> None:
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def warp(self, image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """``image`` resampled at ``x + flow(x)`` (bilinear, border replicated)."""
+        h, w = flow.shape[:2]
+        if self._grid is None or self._grid[0].shape != (h, w):
+            self._grid = pixel_grid(h, w)
+        gx, gy = self._grid
+        m1, m2 = cv2.convertMaps(gx + flow[..., 0], gy + flow[..., 1], cv2.CV_16SC2)
+        return np.asarray(
+            cv2.remap(image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        )
 
     def blend(
         self, prev: np.ndarray, cur: np.ndarray, weight: np.ndarray, flow: np.ndarray | None
     ) -> np.ndarray:
-        """``cur + weight·(warp(prev, flow) − cur)``; prev/cur float32 (H, W, 3), weight (H, W)."""
-        past = warp(prev, flow) if flow is not None else prev
+        """``cur + weight·(warp(prev, flow) − cur)``; prev/cur uint8 (H, W, 3), weight (H, W)."""
+        past = self.warp(prev, flow) if flow is not None else prev
         return np.asarray(cv2.blendLinear(past, cur, weight, 1.0 - weight))
 
 
@@ -242,12 +260,16 @@ class TorchBlend:
     def blend(
         self, prev: np.ndarray, cur: np.ndarray, weight: np.ndarray, flow: np.ndarray | None
     ) -> np.ndarray:
-        p = torch.from_numpy(prev).to(self.device).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-        c = torch.from_numpy(cur).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        """Same contract as :meth:`NumpyBlend.blend` (uint8 in and out)."""
+
+        def up(a: np.ndarray) -> Tensor:  # (H, W, 3) uint8 → (1, 3, H, W) float
+            return torch.from_numpy(a).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
+
+        p, c = up(prev), up(cur)
         w = torch.from_numpy(weight).to(self.device)[None, None]  # (1, 1, H, W)
         if flow is not None:
             p = warp_torch(p, flow_to_tensor(flow, self.device))
-        out = c + w * (p - c)
+        out = (c + w * (p - c)).round_().clamp_(0, 255).to(torch.uint8)
         return out[0].permute(1, 2, 0).cpu().numpy()
 
 
@@ -270,11 +292,6 @@ class OutputFilter(Protocol):
     def finish(self, stylized: np.ndarray, engine: StylizeEngine) -> np.ndarray: ...
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float32 (non-negative, as every blend of uint8 frames is) → uint8, rounded and saturated."""
-    return np.asarray(cv2.convertScaleAbs(x))
-
-
 class EmaFilter:
     """``y = w·y_prev + (1 − w)·x`` everywhere."""
 
@@ -289,11 +306,11 @@ class EmaFilter:
         pass
 
     def finish(self, stylized: np.ndarray, engine: StylizeEngine) -> np.ndarray:
-        out = stylized.astype(np.float32)
+        out = stylized
         if self._prev is not None and self._prev.shape == out.shape:
             out = np.asarray(cv2.addWeighted(self._prev, self.weight, out, 1.0 - self.weight, 0.0))
         self._prev = out
-        return to_uint8(out)
+        return out
 
 
 class AdaptiveFilter:
@@ -304,6 +321,7 @@ class AdaptiveFilter:
         self.tau = tau
         self.scale = scale
         self._flow = ReducedFlow(scale)  # only its grey downscaling is used
+        self._backend: NumpyBlend | TorchBlend | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -325,11 +343,12 @@ class AdaptiveFilter:
         self._prev_small = small
 
     def finish(self, stylized: np.ndarray, engine: StylizeEngine) -> np.ndarray:
-        cur = stylized.astype(np.float32)
+        cur = stylized
         if self._w is not None and self._prev is not None and self._prev.shape == cur.shape:
-            cur = blend_backend(engine).blend(self._prev, cur, self._w, None)
+            self._backend = self._backend or blend_backend(engine)
+            cur = self._backend.blend(self._prev, cur, self._w, None)
         self._prev = cur
-        return to_uint8(cur)
+        return cur
 
 
 class FlowFilter:
@@ -341,6 +360,7 @@ class FlowFilter:
         self.weight = weight
         self._flow = ReducedFlow(scale, preset, flat=flat)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="castrt-flow") if parallel else None
+        self._backend: NumpyBlend | TorchBlend | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -359,13 +379,14 @@ class FlowFilter:
         self._prev_small = small
 
     def finish(self, stylized: np.ndarray, engine: StylizeEngine) -> np.ndarray:
-        cur = stylized.astype(np.float32)
+        cur = stylized
         pending = self._pending
         res = pending.result() if isinstance(pending, Future) else pending
         if res is not None and self._prev is not None and self._prev.shape == cur.shape:
-            cur = blend_backend(engine).blend(self._prev, cur, self.weight * res.mask, res.flow)
+            self._backend = self._backend or blend_backend(engine)
+            cur = self._backend.blend(self._prev, cur, self.weight * res.mask, res.flow)
         self._prev = cur
-        return to_uint8(cur)
+        return cur
 
 
 # ------------------------------------------------------------------------ strategies
@@ -438,6 +459,7 @@ class Keyframe:
             if self.config.keyframe_async
             else None
         )
+        self._warper = NumpyBlend()
         self.interval = self.config.interval
         self.frames = 0
         self.stylized = 0
@@ -496,7 +518,7 @@ class Keyframe:
         assert self._key_out is not None and self._key_small is not None
         t0 = time.perf_counter()
         res = self._flow(small, self._key_small, frame.shape[:2])
-        out = warp(self._key_out, res.flow)
+        out = self._warper.warp(self._key_out, res.flow)
         self._t_propagate = self._ema_time(self._t_propagate, time.perf_counter() - t0)
         return out, float(res.mask.mean())
 

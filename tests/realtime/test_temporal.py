@@ -185,13 +185,16 @@ def test_flow_parallel_matches_serial() -> None:
 
 def test_torch_blend_matches_numpy_blend() -> None:
     rng = np.random.default_rng(0)
-    prev = rng.uniform(0, 255, (40, 60, 3)).astype(np.float32)
-    cur = rng.uniform(0, 255, (40, 60, 3)).astype(np.float32)
+    prev = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    cur = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     w = rng.uniform(0, 1, (40, 60)).astype(np.float32)
     flow = rng.normal(0, 1.5, (40, 60, 2)).astype(np.float32)
     a = NumpyBlend().blend(prev, cur, w, flow)
     b = TorchBlend("cpu").blend(prev, cur, w, flow)
-    assert np.abs(a - b)[3:-3, 3:-3].max() < 0.05
+    assert a.dtype == b.dtype == np.uint8
+    d = np.abs(a.astype(int) - b)[3:-3, 3:-3]
+    # OpenCV's fixed-point remap interpolates at 1/32 pixel: a few levels on pure noise
+    assert d.mean() < 0.5 and d.max() <= 8
 
 
 def test_scene_cut_detector() -> None:
