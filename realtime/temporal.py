@@ -61,7 +61,8 @@ class TemporalStrategy(Protocol):
 class TemporalConfig:
     """Knobs of every strategy (defaults are the measured choices of bench/results/temporal.md).
 
-    ``weight``: how much of the past to keep where it is trusted (0 = none, →1 = frozen).
+    ``weight``: how much of the past ``ema``/``adaptive`` keep (0 = none, →1 = frozen);
+    ``flow_weight``: the same for the warped past of ``flow`` where it is trusted.
     ``adaptive_tau``: input difference (grey levels) at which ``adaptive`` trusts the past e⁻¹.
     ``flow_scale``: resolution factor for DIS; ``flow_preset``: ultrafast | fast | medium;
     ``flow_flat``: gradient (grey levels/px) below which a region counts as flat and its flow is
@@ -77,6 +78,7 @@ class TemporalConfig:
     """
 
     weight: float = 0.8
+    flow_weight: float = 0.6
     adaptive_tau: float = 12.0
     flow_scale: float = 0.5
     flow_preset: str = "ultrafast"
@@ -93,7 +95,7 @@ class TemporalConfig:
     keyframe_async: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("weight", "stats_weight"):
+        for name in ("weight", "flow_weight", "stats_weight"):
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise InputError(f"temporal {name} must be in [0, 1), got {v}")
@@ -594,7 +596,7 @@ STRATEGIES = (
 )
 
 #: the strategy chosen by the measurements in bench/results/temporal.md.
-DEFAULT_STRATEGY = "flow+stats"
+DEFAULT_STRATEGY = "flow"
 
 
 def make_strategy(name: str, config: TemporalConfig | None = None) -> TemporalStrategy:
@@ -620,7 +622,7 @@ def make_strategy(name: str, config: TemporalConfig | None = None) -> TemporalSt
         output = AdaptiveFilter(cfg.weight, cfg.adaptive_tau, cfg.flow_scale)
     elif kind == "flow":
         output = FlowFilter(
-            cfg.weight, cfg.flow_scale, cfg.flow_preset, cfg.flow_parallel, cfg.flow_flat
+            cfg.flow_weight, cfg.flow_scale, cfg.flow_preset, cfg.flow_parallel, cfg.flow_flat
         )
     canonical = "+".join([p for p in (kind,) if p] + (["stats"] if stats else []))
     return Composite(canonical, stylizer, output, cfg.scene_cut)
