@@ -607,9 +607,7 @@ def make_strategy(name: str, config: TemporalConfig | None = None) -> TemporalSt
         return Off()
     if name == "keyframe":
         return Keyframe(cfg)
-    if name not in STRATEGIES:
-        _parse(name)  # raises with the list
-    kind, stats = _parse(name)
+    kind, stats = _parse(name)  # raises InputError listing STRATEGIES
     stylizer: PlainStylizer | StatsStylizer = (
         StatsStylizer(cfg.stats_weight, cfg.stats_style, cfg.style_switch)
         if stats
