@@ -170,9 +170,9 @@ def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str) -> nn.Sequential:
             isinstance(m, nn.ReflectionPad2d)
             and tuple(m.padding) == (1, 1, 1, 1)
             and i + 1 < len(mods)
-            and isinstance(mods[i + 1], nn.Conv2d)
+            and isinstance(conv := mods[i + 1], nn.Conv2d)
         ):
-            layers.append(ReflectConv(copy.deepcopy(mods[i + 1]), pad_mode))
+            layers.append(ReflectConv(copy.deepcopy(conv), pad_mode))
             i += 1
         elif isinstance(m, nn.ReLU):
             layers.append(nn.ReLU(inplace=True))
@@ -292,8 +292,8 @@ class StylizeEngine:
         """Rebuild the inference network from the generator's current weights."""
         enc, dec = build_inference_net(self.generator, self.pad_mode)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        enc = enc.to(device=self.device, dtype=self.dtype, memory_format=fmt)
-        dec = dec.to(device=self.device, dtype=self.dtype, memory_format=fmt)
+        enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
+        dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         self._enc_module, self._dec_module = enc, dec
         self._encoder: Callable[[Tensor], Tensor] = enc
         self._decoder: Callable[[Tensor], Tensor] = dec
