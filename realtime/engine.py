@@ -427,6 +427,8 @@ class StylizeEngine:
     ) -> Tensor:
         h, w = x.shape[-2:]
         ph, pw = size
+        if self.config.compile == "reduce-overhead":  # CUDA graphs: a new frame starts here
+            torch.compiler.cudagraph_mark_step_begin()
         work = (
             F.interpolate(x, size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
             if (ph, pw) != (h, w)

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models import functional as Fn
 from models.errors import CastRTError, InputError
 from models.generator import CASTGenerator
 from models.style_code import StyleCode
@@ -136,12 +135,23 @@ def naive_runner(
     return run
 
 
+def engine_runner(engine: StylizeEngine, code: StyleCode) -> Callable[[list[np.ndarray]], object]:
+    """The engine's batch call: uint8 frames in, uint8 frames out."""
+
+    def run(frames: list[np.ndarray]) -> object:
+        return engine.process_batch(frames, code)
+
+    return run
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def engine_variants(args: argparse.Namespace, device: torch.device) -> list[tuple[str, EngineConfig]]:
+def engine_variants(
+    args: argparse.Namespace, device: torch.device
+) -> list[tuple[str, EngineConfig]]:
     """(name, config) for every precision × compile × pad-mode combination asked for."""
     out: list[tuple[str, EngineConfig]] = []
     seen: set[EngineConfig] = set()
@@ -199,9 +209,8 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
             if name not in engines:
                 engines[name] = StylizeEngine(gen, cfg)
             e = engines[name]
-            runners[f"{name} [{e.precision} {'cl' if e.channels_last else 'nchw'}]"] = (
-                lambda fr, e=e: e.process_batch(fr, code)
-            )
+            label = f"{name} [{e.precision} {'cl' if e.channels_last else 'nchw'}]"
+            runners[label] = engine_runner(e, code)
         warm: dict[str, float] = {}
         peaks: dict[str, float] = {}
         times: dict[str, list[float]] = {k: [] for k in runners}
@@ -245,7 +254,9 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
 
 def format_table(rows: list[BenchRow]) -> str:
     """A Markdown table of the rows."""
-    head = "| size | variant | median ms | min ms | fps | TFLOP/s | peak MiB | warm-up s | × naive |"
+    head = (
+        "| size | variant | median ms | min ms | fps | TFLOP/s | peak MiB | warm-up s | × naive |"
+    )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
