@@ -46,7 +46,8 @@ from models.style_code import StyleCode
 StatsHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-PAD_MODES = ("auto", "module", "cat")
+PAD_MODES = ("auto", "module", "cat", "border")
+FUSE_MODES = ("auto", "on", "off")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CODE_CACHE_SIZE = 32
@@ -70,9 +71,10 @@ class EngineConfig:
     ``resolution``: processing shorter side in pixels (0: native). ``precision``: fp32, bf16,
     fp16 or auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32).
     ``channels_last``: None picks it with the precision (on for reduced precision).
-    ``pad_mode``: how the reflection padding before each 3×3 conv is done — ``module`` (the
-    reference ``F.pad`` reflect), ``cat`` (reflection built from slices, keeps channels_last),
-    ``auto`` (cat for eager channels_last on CUDA, else module); all give identical numbers.
+    ``pad_mode``: how the reflection padding before each 3×3 conv is done (see
+    :class:`ReflectConv`): ``module``, ``cat``, ``border`` or ``auto`` (cat for eager
+    channels_last on CUDA, else module); all compute the reference function.
+    ``fuse_relu``: CPU conv + ReLU as one oneDNN primitive (auto: on for eager CPU).
     ``compile``: torch.compile mode for encoder and decoder (off by default).
     ``threads``: CPU threads (0: leave torch's default, all physical cores).
     ``streams``: overlap upload, compute and download across frames of a CUDA batch.
@@ -83,6 +85,7 @@ class EngineConfig:
     resolution: int = 0
     channels_last: bool | None = None
     pad_mode: str = "auto"
+    fuse_relu: str = "auto"
     compile: str = "off"
     threads: int = 0
     streams: bool = True
@@ -95,6 +98,10 @@ class EngineConfig:
         if self.pad_mode not in PAD_MODES:
             raise InputError(
                 f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}"
+            )
+        if self.fuse_relu not in FUSE_MODES:
+            raise InputError(
+                f"fuse_relu must be one of {', '.join(FUSE_MODES)}, got {self.fuse_relu!r}"
             )
         if self.compile not in COMPILE_MODES:
             raise InputError(
@@ -138,42 +145,90 @@ def reflect_pad1_cat(x: Tensor) -> Tensor:
     return torch.cat([x[:, :, :, 1:2], x, x[:, :, :, -2:-1]], dim=3)  # (B, C, H+2, W+2)
 
 
-class ReflectConv(nn.Module):
-    """``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` as one module, with a choice of padding code."""
+def mkldnn_fused_conv_available() -> bool:
+    """Whether oneDNN's conv with a fused ReLU (``mkldnn::_convolution_pointwise``) exists."""
+    try:
+        return hasattr(torch.ops.mkldnn, "_convolution_pointwise") and bool(
+            torch.backends.mkldnn.is_available()
+        )
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
 
-    def __init__(self, conv: nn.Conv2d, pad_mode: str) -> None:
+
+class ReflectConv(nn.Module):
+    """``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` (+ the following ``ReLU``) as one module.
+
+    ``pad_mode`` picks how the reflection padding is done; all give the reference numbers:
+
+    * ``module``: ``F.pad(x, (1, 1, 1, 1), "reflect")`` then the conv, as the reference;
+    * ``cat``: the padded tensor built from slices with ``torch.cat`` (keeps channels_last);
+    * ``border``: a zero-padded conv over the whole frame (no padded copy at all), then the
+      four one-pixel output borders recomputed from reflect-padded three-pixel strips.
+
+    ``fused`` (CPU): run conv + ReLU as one oneDNN primitive (no separate ReLU pass).
+    """
+
+    def __init__(self, conv: nn.Conv2d, pad_mode: str, relu: bool, fused: bool) -> None:
         super().__init__()
         self.conv = conv
         self.pad_mode = pad_mode
+        self.relu = relu
+        self.fused = fused
+
+    def _conv(self, x: Tensor, padding: int) -> Tensor:
+        w, b = self.conv.weight, self.conv.bias
+        if self.fused:
+            attr = "relu" if self.relu else "none"
+            p, one = [padding, padding], [1, 1]
+            return torch.ops.mkldnn._convolution_pointwise(x, w, b, p, one, one, 1, attr, [], "")
+        y = F.conv2d(x, w, b, padding=padding)
+        return F.relu(y, inplace=True) if self.relu else y
+
+    def _fix_borders(self, x: Tensor, y: Tensor) -> None:
+        """Overwrite the one-pixel border of ``y`` (B, C', H, W) with the reflect-padded result."""
+        b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        top = torch.cat([x[:, :, 1:2], x[:, :, 0:2]], dim=2)  # padded rows 0..2: (B, C, 3, W)
+        bottom = torch.cat([x[:, :, h - 2 : h], x[:, :, h - 2 : h - 1]], dim=2)
+        rows = F.pad(torch.cat([top, bottom]), (1, 1, 0, 0), mode="reflect")  # (2B, C, 3, W+2)
+        r = self._conv(rows, 0)  # (2B, C', 1, W)
+        y[:, :, 0:1].copy_(r[:b])
+        y[:, :, h - 1 : h].copy_(r[b:])
+        left = torch.cat([x[..., 1:2], x[..., 0:2]], dim=3)  # padded cols 0..2: (B, C, H, 3)
+        right = torch.cat([x[..., w - 2 : w], x[..., w - 2 : w - 1]], dim=3)
+        cols = F.pad(torch.cat([left, right]), (0, 0, 1, 1), mode="reflect")  # (2B, C, H+2, 3)
+        c = self._conv(cols, 0)  # (2B, C', H, 1)
+        y[..., 0:1].copy_(c[:b])
+        y[..., w - 1 : w].copy_(c[b:])
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.pad_mode == "border" and min(x.shape[-2], x.shape[-1]) >= 2:
+            y = self._conv(x, 1)  # (B, C', H, W), borders wrong (zero padding)
+            self._fix_borders(x, y)
+            return y
         if self.pad_mode == "cat":
-            x = reflect_pad1_cat(x)
-        else:
-            x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        return self.conv(x)
+            return self._conv(reflect_pad1_cat(x), 0)
+        return self._conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), 0)
 
 
-def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str) -> nn.Sequential:
-    """Copy of ``seq`` with each ``ReflectionPad2d(1)`` + ``Conv2d`` pair as a :class:`ReflectConv`.
-
-    ReLUs become in-place (inference only).
-    """
+def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str, fused: bool = False) -> nn.Sequential:
+    """Copy of ``seq`` with each ``ReflectionPad2d(1)`` + ``Conv2d`` (+ ``ReLU``) as a
+    :class:`ReflectConv`; other ReLUs become in-place (inference only)."""
     layers: list[nn.Module] = []
     mods = list(seq)
     i = 0
     while i < len(mods):
         m = mods[i]
         if isinstance(m, nn.Sequential):
-            layers.append(fuse_reflect_convs(m, pad_mode))
+            layers.append(fuse_reflect_convs(m, pad_mode, fused))
         elif (
             isinstance(m, nn.ReflectionPad2d)
             and tuple(m.padding) == (1, 1, 1, 1)
             and i + 1 < len(mods)
             and isinstance(conv := mods[i + 1], nn.Conv2d)
         ):
-            layers.append(ReflectConv(copy.deepcopy(conv), pad_mode))
-            i += 1
+            relu = i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU)
+            layers.append(ReflectConv(copy.deepcopy(conv), pad_mode, relu, fused))
+            i += 2 if relu else 1
         elif isinstance(m, nn.ReLU):
             layers.append(nn.ReLU(inplace=True))
         else:
@@ -183,7 +238,7 @@ def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str) -> nn.Sequential:
 
 
 def build_inference_net(
-    generator: CASTGenerator, pad_mode: str
+    generator: CASTGenerator, pad_mode: str, fused: bool = False
 ) -> tuple[nn.Sequential, nn.Sequential]:
     """(encoder, decoder) copies of the generator's encoder and Dec_B for inference."""
     enc = fuse_reflect_convs(
@@ -194,8 +249,9 @@ def build_inference_net(
             generator.encoder.enc_4,
         ),
         pad_mode,
+        fused,
     )
-    dec = fuse_reflect_convs(generator.dec_b.decoder, pad_mode)
+    dec = fuse_reflect_convs(generator.dec_b.decoder, pad_mode, fused)
     return enc.eval().requires_grad_(False), dec.eval().requires_grad_(False)
 
 
@@ -274,10 +330,16 @@ class StylizeEngine:
         cl = self.config.channels_last
         self.channels_last = (self.precision != "fp32") if cl is None else cl
         pad = self.config.pad_mode
+        eager = self.config.compile == "off"
         if pad == "auto":  # eager CUDA reflect-pad in channels_last is slow (design.md)
-            eager_cuda_cl = self.device.type == "cuda" and self.channels_last
-            pad = "cat" if eager_cuda_cl and self.config.compile == "off" else "module"
+            cuda_cl = self.device.type == "cuda" and self.channels_last
+            pad = "cat" if cuda_cl and eager else "module"
         self.pad_mode = pad
+        fuse = self.config.fuse_relu
+        cpu_ok = self.device.type == "cpu" and mkldnn_fused_conv_available()
+        if fuse == "on" and not cpu_ok:
+            raise InputError("fuse_relu=on needs a CPU device with oneDNN (mkldnn)")
+        self.fused = cpu_ok and (fuse == "on" or (fuse == "auto" and eager))
         self.generator = generator.to(self.device).eval()
         self.content_stats_hook: StatsHook | None = None
         self._codes: OrderedDict[int, tuple[StyleCode, Tensor, Tensor]] = OrderedDict()
@@ -290,7 +352,7 @@ class StylizeEngine:
 
     def reload(self) -> None:
         """Rebuild the inference network from the generator's current weights."""
-        enc, dec = build_inference_net(self.generator, self.pad_mode)
+        enc, dec = build_inference_net(self.generator, self.pad_mode, self.fused)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
@@ -309,7 +371,11 @@ class StylizeEngine:
         extra = f", compile={self.config.compile}" if self.config.compile != "off" else ""
         res = f"{self.config.resolution}p" if self.config.resolution else "native"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
-        return f"{self.device} {self.precision} {layout} pad={self.pad_mode}{extra}, {res}{threads}"
+        fused = "+fused-relu" if self.fused else ""
+        return (
+            f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}, "
+            f"{res}{threads}"
+        )
 
     def _code_stats(self, code: StyleCode) -> tuple[Tensor, Tensor]:
         """The code's (mean, std) as float32 on the device, cached by the code object."""

@@ -31,6 +31,7 @@ from realtime.commands.common import add_model_args, build_generator, configure_
 from realtime.commands.common import resolve_device as resolve_device_arg
 from realtime.engine import (
     COMPILE_MODES,
+    FUSE_MODES,
     PAD_MODES,
     PRECISIONS,
     EngineConfig,
@@ -159,18 +160,20 @@ def engine_variants(
         resolved = resolve_precision(prec, device)
         for comp in parse_choices(args.compile, COMPILE_MODES, "--compile"):
             for pad in parse_choices(args.pad_mode, PAD_MODES, "--pad-mode"):
-                cfg = EngineConfig(
-                    device=str(device),
-                    precision=resolved,
-                    resolution=args.resolution,
-                    pad_mode=pad,
-                    compile=comp,
-                    threads=args.threads,
-                )
-                if cfg in seen:
-                    continue
-                seen.add(cfg)
-                out.append((cfg_name(cfg), cfg))
+                for fuse in parse_choices(args.fuse_relu, FUSE_MODES, "--fuse-relu"):
+                    cfg = EngineConfig(
+                        device=str(device),
+                        precision=resolved,
+                        resolution=args.resolution,
+                        pad_mode=pad,
+                        fuse_relu=fuse,
+                        compile=comp,
+                        threads=args.threads,
+                    )
+                    if cfg in seen:
+                        continue
+                    seen.add(cfg)
+                    out.append((cfg_name(cfg), cfg))
     return out
 
 
@@ -178,6 +181,8 @@ def cfg_name(cfg: EngineConfig) -> str:
     parts = [f"engine {cfg.precision}"]
     if cfg.pad_mode != "auto":
         parts.append(f"pad={cfg.pad_mode}")
+    if cfg.fuse_relu != "auto":
+        parts.append(f"fuse-relu={cfg.fuse_relu}")
     if cfg.compile != "off":
         parts.append(f"compile={cfg.compile}")
     if cfg.resolution:
@@ -333,7 +338,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pad-mode",
         default="auto",
-        help="comma-separated reflection-padding code: auto, module, cat (same numbers)",
+        help="comma-separated reflection-padding code: auto, module, cat, border (same numbers)",
+    )
+    p.add_argument(
+        "--fuse-relu",
+        default="auto",
+        help="comma-separated CPU conv+ReLU fusion settings: auto, on, off",
     )
     p.add_argument(
         "--resolution", type=int, default=0, help="processing shorter side (default 0: native)"

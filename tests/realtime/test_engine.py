@@ -14,6 +14,7 @@ from models.style_code import StyleCode
 from realtime.engine import (
     EngineConfig,
     EngineOutOfMemoryError,
+    ReflectConv,
     StylizeEngine,
     count_conv_flops,
     cpu_bf16_supported,
@@ -75,13 +76,41 @@ def test_fp32_cpu_matches_generator_within_one_level(gen, code, size):
     assert level_diff(out, reference(gen, frame, code)).max() <= 1
 
 
-@pytest.mark.parametrize("pad_mode", ["module", "cat"])
-def test_fp32_channels_last_and_pad_modes_match(gen, code, pad_mode):
+@pytest.mark.parametrize(
+    ("pad_mode", "channels_last", "fuse_relu"),
+    [
+        ("module", True, "off"),
+        ("cat", True, "on"),
+        ("border", False, "on"),
+        ("border", True, "off"),
+    ],
+)
+def test_fp32_memory_formats_pad_modes_and_fusion_match(
+    gen, code, pad_mode, channels_last, fuse_relu
+):
     frame = smooth_frame(40, 56, seed=1)
     engine = StylizeEngine(
-        gen, EngineConfig(precision="fp32", channels_last=True, pad_mode=pad_mode)
+        gen,
+        EngineConfig(
+            precision="fp32", channels_last=channels_last, pad_mode=pad_mode, fuse_relu=fuse_relu
+        ),
     )
+    assert engine.pad_mode == pad_mode and engine.fused == (fuse_relu == "on")
     assert level_diff(engine.process(frame, code, 0.6), reference(gen, frame, code, 0.6)).max() <= 1
+
+
+@pytest.mark.parametrize("size", [(2, 2), (2, 5), (6, 3), (9, 11)])
+@pytest.mark.parametrize("relu", [True, False])
+def test_reflect_conv_pad_modes_agree(size, relu):
+    conv = torch.nn.Conv2d(4, 5, 3)
+    x = torch.randn(2, 4, *size)
+    want = conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+    want = F.relu(want) if relu else want
+    with torch.inference_mode():
+        for mode in ("module", "cat", "border"):
+            for fused in (False, True):
+                got = ReflectConv(conv, mode, relu, fused)(x)
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_reflect_pad_cat_equals_reflect_pad():
@@ -118,6 +147,8 @@ def test_config_validation():
         EngineConfig(pad_mode="zeros")
     with pytest.raises(InputError, match="compile"):
         EngineConfig(compile="yes")
+    with pytest.raises(InputError, match="fuse_relu"):
+        EngineConfig(fuse_relu="maybe")
     with pytest.raises(InputError, match="resolution"):
         EngineConfig(resolution=-1)
 
