@@ -57,13 +57,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 $PY -c 'import torch; print("torch", torch.__version__, "on", torch.cuda.get_device_name())'
 
 say "CUDA tests (pytest -m cuda)"
-timeout 100 $PY -m pytest tests -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
+timeout 150 $PY -m pytest tests -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
     2>&1 | tee "$RESULTS/gpu_pytest.log" | tail -n 25
 TEST_RC=${PIPESTATUS[0]}
 
 SIZES=1280x720,1920x1080,3840x2160
 say "benchmark: naive baseline and eager engine (fp32, fp16; padding module vs cat)"
-timeout 75 $PY -m realtime.cli bench --untrained --device cuda --sizes "$SIZES" \
+timeout 60 $PY -m realtime.cli bench --untrained --device cuda --sizes "$SIZES" \
     --precision fp32,fp16 --pad-mode module,cat --repeats 20 \
     --json "$RESULTS/gpu_bench_eager.json" 2>"$RESULTS/gpu_bench_eager.err"
 say "benchmark: fp16 with torch.compile (first call includes compilation)"

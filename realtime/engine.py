@@ -321,8 +321,13 @@ class StylizeEngine:
     def __init__(self, generator: CASTGenerator, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.device = torch.device(self.config.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise InputError("device cuda: no CUDA device is available on this machine; use cpu")
+        if self.device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise InputError(
+                    "device cuda: no CUDA device is available on this machine; use cpu"
+                )
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
         if self.config.threads and self.device.type == "cpu":
             torch.set_num_threads(self.config.threads)
         self.precision = resolve_precision(self.config.precision, self.device)
@@ -422,7 +427,7 @@ class StylizeEngine:
             )
         if self.device.type != "cuda":
             return torch.stack([t.to(self.device) for t in ts])
-        if all(t.device == self.device for t in ts):
+        if all(t.device == self.device for t in ts):  # already on the device
             return torch.stack(ts)
         pinned = self._pinned_buffer((len(ts), *shape), slot=0)
         torch.cuda.current_stream(self.device).synchronize()  # previous copy out of `pinned` done

@@ -9,6 +9,7 @@ whole live pipeline: source → engine → sink).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import json
@@ -56,6 +57,7 @@ class BenchRow:
     peak_mib: float
     warmup_s: float
     speedup: float  # median of the naive baseline / this median (0: no baseline)
+    cpu_ms: float = 0.0  # median process CPU time per frame, all threads (robust to load)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -114,10 +116,25 @@ def machine_info(device: torch.device) -> dict[str, str]:
     return info
 
 
+def reset_peak(device: torch.device) -> None:
+    """Start a new peak-memory window (CUDA allocator; Linux resident-set high-water mark)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):  # elsewhere the peak is the process's so far
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_mib(device: torch.device) -> float:
-    """Peak device memory since the last reset (CUDA) or the process's peak RSS (CPU)."""
+    """Peak device memory since :func:`reset_peak` (CUDA) or peak RSS of the process (CPU)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
@@ -219,9 +236,9 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
         warm: dict[str, float] = {}
         peaks: dict[str, float] = {}
         times: dict[str, list[float]] = {k: [] for k in runners}
+        cpu: dict[str, list[float]] = {k: [] for k in runners}
         for name, run in runners.items():
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
+            reset_peak(device)
             t0 = time.perf_counter()
             try:
                 run(frames)
@@ -234,10 +251,11 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
         for _ in range(args.repeats):
             for name, run in runners.items():
                 _sync(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 run(frames)
                 _sync(device)
                 times[name].append((time.perf_counter() - t0) * 1e3 / args.batch)
+                cpu[name].append((time.process_time() - c0) * 1e3 / args.batch)
         base = statistics.median(times[next(iter(times))]) if not args.no_naive else 0.0
         for name, ts in times.items():
             med = statistics.median(ts)
@@ -252,6 +270,7 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                     peak_mib=peaks[name],
                     warmup_s=warm[name],
                     speedup=base / med if base else 0.0,
+                    cpu_ms=statistics.median(cpu[name]),
                 )
             )
     return rows, machine_info(device), flops_px
@@ -260,14 +279,16 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
 def format_table(rows: list[BenchRow]) -> str:
     """A Markdown table of the rows."""
     head = (
-        "| size | variant | median ms | min ms | fps | TFLOP/s | peak MiB | warm-up s | × naive |"
+        "| size | variant | median ms | min ms | fps | TFLOP/s | peak MiB | warm-up s | "
+        "× naive | CPU ms |"
     )
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
             f"| {r.size} | {r.variant} | {r.median_ms:.1f} | {r.min_ms:.1f} | {r.fps:.1f} | "
             f"{r.tflops:.3f} | {r.peak_mib:.0f} | {r.warmup_s:.2f} | "
             + (f"{r.speedup:.2f}× |" if r.speedup else "– |")
+            + f" {r.cpu_ms:.0f} |"
         )
     return "\n".join(lines)
 

@@ -33,7 +33,7 @@ def test_format_table():
     row = BenchRow("64x64", "naive", 10.0, 9.0, 100.0, 0.4, 512.0, 1.5, 1.0)
     table = format_table([row, BenchRow("64x64", "engine", 2.0, 1.9, 500.0, 2.0, 512, 0.1, 5.0)])
     assert table.splitlines()[0].startswith("| size | variant | median ms")
-    assert "| 64x64 | engine | 2.0 | 1.9 | 500.0 | 2.000 | 512 | 0.10 | 5.00× |" in table
+    assert "| 64x64 | engine | 2.0 | 1.9 | 500.0 | 2.000 | 512 | 0.10 | 5.00× | 0 |" in table
 
 
 def test_bench_runs_and_writes_json(tmp_path, capsys):
