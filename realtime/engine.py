@@ -27,6 +27,7 @@ object, so switching style or strength between two frames costs nothing and neve
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 from collections import OrderedDict
@@ -369,6 +370,12 @@ class StylizeEngine:
             self._encoder = torch.compile(enc, mode=mode, dynamic=False)
             self._decoder = torch.compile(dec, mode=mode, dynamic=False)
         self._codes.clear()
+
+    def set_resolution(self, resolution: int) -> None:
+        """Change the processing shorter side (0: native) between frames, e.g. after an
+        :class:`EngineOutOfMemoryError`; nothing is rebuilt (a compiled engine compiles the
+        new size once)."""
+        self.config = dataclasses.replace(self.config, resolution=resolution)
 
     def describe(self) -> str:
         """One line naming the configuration actually used (for logs and benchmarks)."""

@@ -175,6 +175,18 @@ def test_processing_resolution_runs_small_and_returns_input_size(gen, code):
     assert level_diff(out, native).mean() < 40
 
 
+def test_set_resolution_between_frames(gen, code):
+    frame = smooth_frame(64, 96, seed=4)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    native = engine.process(frame, code)
+    engine.set_resolution(32)
+    small = engine.process(frame, code)
+    assert small.shape == frame.shape and engine.config.resolution == 32
+    assert level_diff(small, native).max() > 0
+    with pytest.raises(InputError, match="resolution"):
+        engine.set_resolution(-5)
+
+
 def test_batch_equals_single_frames(gen, code):
     frames = [smooth_frame(32, 48, seed=s) for s in range(3)]
     engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
