@@ -139,14 +139,27 @@ def peak_mib(device: torch.device) -> float:
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
 
+NAIVE_LAYOUTS = {
+    "nchw": "naive fp32 (host float)",
+    "nhwc": "naive fp32 (host float, NHWC strides)",
+}
+
+
 def naive_runner(
-    gen: CASTGenerator, code: StyleCode, device: torch.device
+    gen: CASTGenerator, code: StyleCode, device: torch.device, layout: str = "nchw"
 ) -> Callable[[list[np.ndarray]], object]:
-    """What a user script does: float32 host tensors up, eager fp32 model, float32 back."""
+    """What a user script does: float32 host tensors up, eager fp32 model, float32 back.
+
+    ``nchw``: a contiguous (B, 3, H, W) tensor, as torchvision's ``ToTensor`` (the reference
+    test path) makes; ``nhwc``: ``permute`` then ``float()``, which keeps the frame's
+    channels-last strides, so PyTorch runs the whole network channels_last.
+    """
 
     def run(frames: list[np.ndarray]) -> object:
         with torch.inference_mode():
             x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            if layout == "nchw":
+                x = x.contiguous()
             out = gen.stylize(x.to(device), code, exact_size=True).cpu()
             return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
@@ -226,7 +239,8 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
         frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.batch)]
         runners: dict[str, Callable[[list[np.ndarray]], object]] = {}
         if not args.no_naive:
-            runners["naive fp32 (host float)"] = naive_runner(gen, code, device)
+            for layout in parse_choices(args.naive, tuple(NAIVE_LAYOUTS), "--naive"):
+                runners[NAIVE_LAYOUTS[layout]] = naive_runner(gen, code, device, layout)
         for name, cfg in variants:
             if name not in engines:
                 engines[name] = StylizeEngine(gen, cfg)
@@ -372,6 +386,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, help="frames per call (default 1)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    p.add_argument(
+        "--naive",
+        default="nchw",
+        help="naive baselines, comma-separated: nchw (ToTensor-style contiguous input, the "
+        "first is the speed-up reference), nhwc (permute+float, channels-last strides)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument(
         "--pipeline",

@@ -50,6 +50,8 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
             "fp32",
             "--pad-mode",
             "module,cat",
+            "--naive",
+            "nchw,nhwc",
             "--repeats",
             "1",
             "--batch",
@@ -68,6 +70,7 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
     rows = data["rows"]
     assert [r["variant"].split(" [")[0] for r in rows] == [
         "naive fp32 (host float)",
+        "naive fp32 (host float, NHWC strides)",
         "engine fp32 pad=module",
         "engine fp32 pad=cat",
     ]
