@@ -151,6 +151,8 @@ def test_config_validation():
         EngineConfig(fuse_relu="maybe")
     with pytest.raises(InputError, match="resolution"):
         EngineConfig(resolution=-1)
+    with pytest.raises(InputError, match="resolution"):
+        EngineConfig(resolution=4)
 
 
 def test_processing_size():
@@ -210,6 +212,16 @@ def test_batch_of_mixed_sizes_is_refused(gen, code):
 def test_bad_frames_are_refused(gen, code, bad):
     with pytest.raises(InputError, match="frame"):
         StylizeEngine(gen, EngineConfig()).process(bad, code)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (16, 3), (1, 1)])
+def test_too_small_frames_are_refused_clearly(gen, code, size):
+    with pytest.raises(InputError, match="too small"):
+        StylizeEngine(gen, EngineConfig()).process(np.zeros((*size, 3), np.uint8), code)
+
+
+def test_smallest_frame_works(gen, code):
+    assert StylizeEngine(gen, EngineConfig()).process(smooth_frame(9, 9), code).shape == (9, 9, 3)
 
 
 def test_alpha_out_of_range_is_refused(gen, code):
