@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -656,18 +654,3 @@ class StylizeEngine:
         except torch.OutOfMemoryError:
             raise self._oom_error(h, w, ph, pw) from None
         return [r for r in results if r is not None]
-
-
-def default_threads() -> int:
-    """All CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def tflops(flops_per_pixel: float, height: int, width: int, seconds: float) -> float:
-    """Achieved TFLOP/s for one frame of (height, width) in ``seconds``."""
-    if seconds <= 0 or not math.isfinite(seconds):
-        return 0.0
-    return flops_per_pixel * height * width / seconds / 1e12
