@@ -126,3 +126,19 @@ def test_official_checkpoint_directory(upstream_dir: Path, tmp_path: Path, style
         ]
     )
     assert rc == 0 and read_image(tmp_path / "o.png").shape == (18, 30, 3)
+
+
+def test_tiny_and_16_bit_inputs(tmp_path: Path, style: Path) -> None:
+    Image.new("RGB", (1, 1), (9, 99, 199)).save(tmp_path / "one.png")
+    Image.fromarray(np.full((5, 6), 40000, np.uint16)).save(tmp_path / "deep.png")
+    rc = run(
+        "--style",
+        str(style),
+        str(tmp_path / "one.png"),
+        str(tmp_path / "deep.png"),
+        "-o",
+        str(tmp_path / "out"),
+    )
+    assert rc == 0
+    assert read_image(tmp_path / "out" / "one.png").shape == (1, 1, 3)
+    assert read_image(tmp_path / "out" / "deep.png").shape == (5, 6, 3)
