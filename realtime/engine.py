@@ -50,8 +50,6 @@ FUSE_MODES = ("auto", "on", "off")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CODE_CACHE_SIZE = 32
-#: smallest processable side: padded to 16, relu4_1 is then 2 pixels (reflection needs 2)
-MIN_SIDE = 9
 
 
 class EngineOutOfMemoryError(CastRTError):
@@ -108,10 +106,8 @@ class EngineConfig:
             raise InputError(
                 f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}"
             )
-        if self.resolution < 0 or 0 < self.resolution < MIN_SIDE:
-            raise InputError(
-                f"resolution must be 0 (native) or at least {MIN_SIDE}, got {self.resolution}"
-            )
+        if self.resolution < 0:
+            raise InputError(f"resolution must be >= 0 (0: native), got {self.resolution}")
         if self.threads < 0:
             raise InputError(f"threads must be >= 0 (0: all cores), got {self.threads}")
 
@@ -301,14 +297,6 @@ def processing_size(h: int, w: int, resolution: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def check_min_size(h: int, w: int) -> None:
-    """Refuse frames too small for the encoder's reflection padding at relu4_1."""
-    if min(h, w) < MIN_SIDE:
-        raise InputError(
-            f"frame {w}x{h} is too small to stylize: each side must be at least {MIN_SIDE} pixels"
-        )
-
-
 def _as_hwc_uint8(frame: np.ndarray | Tensor) -> Tensor:
     """Validate one uint8 (H, W, 3) frame (numpy or tensor) and return it as a CPU/any tensor."""
     t = torch.from_numpy(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
@@ -490,7 +478,6 @@ class StylizeEngine:
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        check_min_size(h, w)
         ph, pw = processing_size(h, w, self.config.resolution)
         x = x.to(self.device)
         try:
@@ -598,7 +585,6 @@ class StylizeEngine:
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
         h, w = shape[0], shape[1]
-        check_min_size(h, w)
         ph, pw = processing_size(h, w, self.config.resolution)
         compute = torch.cuda.current_stream(self.device)
         up, down = torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)
