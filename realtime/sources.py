@@ -446,6 +446,7 @@ class FileSource:
     def read(self) -> Frame | None:
         if self._iter is None or self._wake.is_set():
             return None
+        start = time.perf_counter()
         item = next(self._iter, None)
         if item is None:
             return None
@@ -454,7 +455,8 @@ class FileSource:
             self._pacer.wait_until(t)
             if self._wake.is_set():
                 return None
-        f = Frame(self._index, np.ascontiguousarray(image), t, time.perf_counter())
+            start = time.perf_counter()
+        f = Frame(self._index, np.ascontiguousarray(image), t, start)
         self._index += 1
         return f
 
