@@ -108,6 +108,17 @@ def display_available() -> bool:
     return True
 
 
+def _point_qt_at_system_fonts() -> None:
+    """opencv-python's Qt ships no fonts and warns on every window; use the system's if any."""
+    current = os.environ.get("QT_QPA_FONTDIR")
+    if current and os.path.isdir(current):
+        return  # (opencv-python sets it to its own, missing, fonts folder)
+    for folder in ("/usr/share/fonts/truetype", "/usr/share/fonts"):
+        if os.path.isdir(folder):
+            os.environ["QT_QPA_FONTDIR"] = folder  # read by Qt when the first window opens
+            return
+
+
 class WindowSink:
     """An OpenCV window showing the frames, with the HUD when ``hud_text`` returns lines."""
 
@@ -133,6 +144,7 @@ class WindowSink:
                 "--sink window: no display (DISPLAY is not set); use --sink null, vcam or "
                 "record:OUT.mp4, or run under a desktop session or Xvfb"
             )
+        _point_qt_at_system_fonts()
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
             cv2.resizeWindow(self.title, info.width, info.height)

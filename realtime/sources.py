@@ -195,7 +195,13 @@ class Capture(Protocol):
 
 
 def _default_opener(device: int | str) -> Capture:
-    cap: Capture = cv2.VideoCapture(device)
+    """``cv2.VideoCapture(device)`` without OpenCV's multi-line warnings for a missing camera."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        cap: Capture = cv2.VideoCapture(device)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     return cap
 
 

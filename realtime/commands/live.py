@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from models.errors import InputError
 from realtime.commands.common import (
     add_model_args,
@@ -31,14 +33,25 @@ from realtime.controls import Controls
 from realtime.engine import EngineConfig, StylizeEngine
 from realtime.hud import hud_lines
 from realtime.images import write_image
-from realtime.pipeline import POLICIES, Frame, Pipeline, Policy, Sink, StylizeStage
+from realtime.pipeline import (
+    POLICIES,
+    Frame,
+    Pipeline,
+    Policy,
+    Sink,
+    Source,
+    SourceInfo,
+    StylizeStage,
+)
 from realtime.settings import LiveSettings, SettingsStore
 from realtime.sinks import (
     NullSink,
     RecordSink,
+    SinkSpec,
     ThreadedSink,
     VirtualCameraSink,
     WindowSink,
+    display_available,
     parse_sinks,
 )
 from realtime.sources import SourceOptions, open_source
@@ -158,11 +171,35 @@ def run(args: argparse.Namespace) -> int:
     configure_threads(args.threads)
     device = resolve_device(args.device)
 
+    if any(s.kind == "window" for s in sink_specs) and not display_available():
+        raise InputError(
+            "--sink window: no display (DISPLAY is not set); use --sink null, vcam or "
+            "record:OUT.mp4, or run under a desktop session or Xvfb"
+        )
     # the source first: no camera → a clear message before loading any model
     source = open_source(
         cfg.source,
         SourceOptions(cfg.width, cfg.height, cfg.fps, cfg.fourcc, cfg.realtime, cfg.loop),
     )
+    info = source.open()
+    try:
+        return _run_opened(args, cfg, sink_specs, server_mod, serve_addr, device, source, info)
+    except BaseException:
+        source.close()  # closing twice is harmless for every source
+        raise
+
+
+def _run_opened(
+    args: argparse.Namespace,
+    cfg: LiveConfig,
+    sink_specs: list[SinkSpec],
+    server_mod: Any,
+    serve_addr: tuple[str, int] | None,
+    device: torch.device,
+    source: Source,
+    info: SourceInfo,
+) -> int:
+    """Everything after the source is open (the caller closes it if this fails)."""
     gen = build_generator(args, device)
     bank = StyleBank(gen, cfg.style_size, None if args.no_cache else default_cache_dir())
     t0 = time.perf_counter()
@@ -260,7 +297,6 @@ def run(args: argparse.Namespace) -> int:
         )
         sinks.append(server_mod.MjpegSink(server))
 
-    info = source.open()
     policy: Policy = (
         ("live" if info.live else "lossless") if cfg.policy == "auto" else cfg.policy  # type: ignore[assignment]
     )
