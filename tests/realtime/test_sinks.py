@@ -34,7 +34,7 @@ def test_parse_sinks() -> None:
     ]
     with pytest.raises(InputError, match="unknown sink"):
         parse_sinks("window,screen")
-    with pytest.raises(InputError, match="record:OUT.mp4"):
+    with pytest.raises(InputError, match=r"record:OUT\.mp4"):
         parse_sinks("record")
     with pytest.raises(InputError, match="empty"):
         parse_sinks(" , ")
