@@ -68,7 +68,7 @@ def test_test_source_to_null_and_record(style_file: Path, tmp_path: Path) -> Non
             "--no-cache",
             "--threads",
             "1",
-        ),  # fmt: skip
+        ),
         cwd=ROOT,
         env=_env(cache=str(tmp_path)),
         capture_output=True,
@@ -97,7 +97,7 @@ def test_sigterm_stops_in_order_with_exit_0(style_file: Path, tmp_path: Path) ->
             "--no-cache",
             "--threads",
             "1",
-        ),  # fmt: skip
+        ),
         cwd=ROOT,
         env=_env(cache=str(tmp_path)),
         stderr=subprocess.PIPE,
