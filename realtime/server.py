@@ -7,7 +7,7 @@ Endpoints (every one needs the token when one is configured: ``?token=`` or
   Browser Source, any browser);
 * ``/snapshot.jpg``: the latest frame as one JPEG;
 * ``/``: the control page (``realtime/web/``; plain JS, no external resources, works as an OBS
-  custom browser dock);
+  custom browser dock); ``/view``: the stream alone, scaled to the window (OBS Browser Source);
 * ``GET /api/state``, ``POST /api/style``, ``POST /api/settings``, ``POST /api/upload``.
 
 Frames are handed over with :meth:`ControlServer.publish` (or :class:`MjpegSink`); publishing
@@ -151,6 +151,10 @@ class FrameHub:
     @property
     def published(self) -> int:
         return self._seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def publish(self, rgb: np.ndarray) -> None:
         """Make ``rgb`` (uint8 (H, W, 3), not mutated afterwards) the latest frame; O(1)."""
@@ -298,6 +302,8 @@ class ControlServer:
         """Bind and serve in a background thread; InputError if the port cannot be bound."""
         if self._httpd is not None:
             return
+        if self.hub.closed:  # restarted after stop(): a fresh frame hub
+            self.hub = FrameHub(self.config.jpeg_quality)
         if self.config.style_dir is not None and self.add_style is not None:
             self.config.style_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -666,8 +672,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not idx.isdigit():
                 raise _BadRequest(HTTPStatus.NOT_FOUND, "no such thumbnail")
             self._send(HTTPStatus.OK, app.thumbnail(int(idx)), "image/jpeg")
-        elif path in ("/", "/index.html", "/app.js", "/style.css"):
-            name = "index.html" if path == "/" else path[1:]
+        elif path in ("/", "/index.html", "/app.js", "/style.css", "/view", "/view.js"):
+            name = {"/": "index.html", "/view": "view.html"}.get(path, path[1:])
             file = WEB_DIR / name
             csp = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'"
             self._send(

@@ -358,7 +358,13 @@ def test_control_page_and_assets_are_self_contained(server: ControlServer) -> No
     status, headers, html = _request(server, "GET", "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "default-src 'self'" in headers["Content-Security-Policy"]
-    for asset, ctype in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+    assets = (
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+        ("/view", "text/html"),
+        ("/view.js", "text/javascript"),
+    )
+    for asset, ctype in assets:
         status, headers, body = _request(server, "GET", asset)
         assert status == 200 and headers["Content-Type"].startswith(ctype)
         assert b"http://" not in body and b"https://" not in body  # no external resources
