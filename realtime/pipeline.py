@@ -166,7 +166,7 @@ class StylizeStage:
         return self.styles[settings.style_index % len(self.styles)]
 
     def __call__(self, frame: Frame, settings: LiveSettings) -> Frame:
-        if not settings.stylize:
+        if not settings.stylize or frame.info.get("placeholder"):
             return frame
         index = settings.style_index % len(self.styles)
         entry = self.styles[index]
@@ -317,6 +317,7 @@ class Pipeline:
         self.join_timeout = join_timeout
         self.poll_interval = poll_interval
         self.info: SourceInfo | None = None
+        self._opened = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._error: tuple[str, BaseException] | None = None
@@ -353,7 +354,9 @@ class Pipeline:
                 frame = self.source.read()
                 if frame is None:
                     break
-                self.stats.record_stage("capture", (time.perf_counter() - t0) * 1000.0)
+                # work done after the frame became available (not a camera's or pacer's wait)
+                ready = max(t0, frame.capture_time)
+                self.stats.record_stage("capture", (time.perf_counter() - ready) * 1000.0)
                 self._frames_read += 1
                 self.stats.count("frames_in")
                 if not out.put(frame):
@@ -422,8 +425,13 @@ class Pipeline:
     # -- run -----------------------------------------------------------------------------
 
     def open(self) -> SourceInfo:
-        """Open the source, then every sink (closing what was opened if one fails)."""
-        self.info = self.source.open()
+        """Open the source (unless ``info`` is already set by an opened source), then every sink.
+
+        If a sink fails to open, the sinks already opened and the source are closed again.
+        ``run()`` calls this unless it was called before.
+        """
+        if self.info is None:
+            self.info = self.source.open()
         opened: list[Sink] = []
         try:
             for sink in self.sinks:
@@ -435,6 +443,7 @@ class Pipeline:
                     sink.close()
             self.source.close()
             raise
+        self._opened = True
         return self.info
 
     def run(
@@ -445,7 +454,7 @@ class Pipeline:
             raise InputError(f"--max-frames must be >= 0, got {max_frames}")
         if stop_event is not None:
             self._stop = stop_event
-        if self.info is None:
+        if not self._opened:
             self.open()
         drop = self.policy == "live"
         ch_in = FrameChannel(self.queue_size, drop_oldest=drop)
