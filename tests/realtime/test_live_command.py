@@ -214,3 +214,58 @@ def test_pipeline_with_stylize_stage_and_live_settings_change(
     report = Pipeline(src, stage, [Probe()], policy="lossless", settings=store).run()
     assert report.frames_written == 6
     assert seen[:2] == [False, False] and seen[-1] is True
+
+
+def test_serve_wires_the_control_server(style_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("realtime.server")
+    import re
+    import urllib.request
+
+    proc = subprocess.Popen(
+        castrt(
+            "--source",
+            "test",
+            "--sink",
+            "null",
+            "--style",
+            str(style_file),
+            "--untrained",
+            "--resolution",
+            "64x48",
+            "--no-cache",
+            "--threads",
+            "1",
+            "--serve",
+            "127.0.0.1:0",
+        ),
+        cwd=ROOT,
+        env=_env(cache=str(tmp_path)),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        url = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and url is None:
+            m = re.search(r"serving on (http://\S+)", proc.stderr.readline())
+            url = m.group(1) if m else None
+        assert url, "no 'serving on' line"
+        base = url.split("?")[0].rstrip("/")
+        state = None
+        for _ in range(100):  # until the first frame is published
+            try:
+                with urllib.request.urlopen(f"{base}/snapshot.jpg", timeout=5) as r:
+                    if r.status == 200 and r.read(3)[:2] == b"\xff\xd8":
+                        break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"{base}/api/state", timeout=5) as r:
+            state = json.loads(r.read())
+        assert state is not None and "style" in json.dumps(state)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=20)[1]
+        assert proc.returncode == 0, rest
+    finally:
+        proc.kill()
