@@ -245,3 +245,21 @@ def test_missing_file_is_a_one_line_input_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a video")
     with pytest.raises(InputError):
         FileSource(bad).open()
+
+
+def test_url_source_through_pyav(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    _write_video(path, n=5)
+    src = FileSource(path.resolve().as_uri())
+    info = src.open()
+    assert (info.width, info.height, info.live) == (64, 48, True)
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    src.close()
+    assert len(frames) == 5 and frames[0].image.shape == (48, 64, 3)
+
+
+def test_bad_url_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="cannot open"):
+        FileSource("file:///nonexistent/definitely/missing.mp4").open()
