@@ -172,6 +172,7 @@ class StylizeStage:
         entry = self.styles[index]
         name = settings.temporal if settings.temporal_enabled else "off"
         if self._strategy is None or name != self._strategy_name:
+            self.engine.content_stats_hook = None  # a previous strategy's hook must not linger
             self._strategy = make_strategy(name)
             self._strategy_name = name
         elif index != self._style_index:

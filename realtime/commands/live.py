@@ -57,6 +57,7 @@ from realtime.sinks import (
 from realtime.sources import SourceOptions, open_source
 from realtime.stats import PipelineStats, StatsReporter
 from realtime.styles import DEFAULT_STYLE_SIZE, StyleBank, StyleEntry, default_cache_dir
+from realtime.temporal import make_strategy
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.style:
         raise InputError("no style given: pass --style FILE_OR_DIR (repeatable)")
     sink_specs = parse_sinks(cfg.sink)
+    make_strategy(cfg.temporal)  # an unknown --temporal name fails here, not on the first frame
     if args.token and not args.serve:
         raise InputError("--token is only used with --serve")
     server_mod = _load_server() if args.serve else None
