@@ -269,3 +269,18 @@ def test_serve_wires_the_control_server(style_file: Path, tmp_path: Path) -> Non
         assert proc.returncode == 0, rest
     finally:
         proc.kill()
+
+
+def test_stylize_stage_times_upload_model_download(tiny_gen: CASTGenerator, tmp_path: Path) -> None:
+    from realtime.stats import PipelineStats
+
+    rng = np.random.default_rng(3)
+    stats = PipelineStats()
+    engine = StylizeEngine(tiny_gen)
+    styles = StyleBank(tiny_gen, style_size=32).load([_png(rng, tmp_path / "t.png")])
+    stage = StylizeStage(engine, styles, stats)
+    img = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    out = stage(Frame(0, img), LiveSettings()).image
+    assert np.array_equal(out, engine.process(img, styles[0].code))  # same result as process()
+    stage(Frame(1, img), LiveSettings(temporal="ema"))
+    assert {"upload", "model", "download", "model+smoothing"} <= set(stats.snapshot()["stage_ms"])
