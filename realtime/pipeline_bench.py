@@ -11,6 +11,9 @@ frames are stylized, alternating in rounds so that machine load hits both alike:
   camera at that rate would, latest-frame-wins: latency p50/p95 from capture to sink, fps and
   drops.
 
+Then the pipeline's own overhead: the same frames through a stage that just waits 10 ms or
+4 ms (a GPU call that releases the GIL), in a plain loop vs in the pipeline.
+
 Goals (issue 4): end-to-end fps ≥ 0.9 × engine-alone fps, and live latency p95 ≤ 2 frame
 intervals at that rate. ``run(args)`` reads the ``castrt bench`` namespace: model flags,
 ``sizes``, ``precision`` (first entry), ``resolution``, ``repeats``, ``frames``, ``seconds``,
@@ -36,7 +39,7 @@ import torch
 from models.errors import InputError
 from realtime.commands.common import build_generator, configure_threads, resolve_device
 from realtime.engine import EngineConfig, StylizeEngine
-from realtime.pipeline import Pipeline, StylizeStage
+from realtime.pipeline import Frame, Pipeline, StylizeStage
 from realtime.settings import LiveSettings, SettingsStore
 from realtime.sinks import NullSink
 from realtime.sources import FrameListSource, TestPatternSource
@@ -170,6 +173,50 @@ def bench_size(
     )
 
 
+def bench_overhead(
+    width: int, height: int, stage_ms: float = 10.0, frames: int = 200
+) -> PipelineBenchRow:
+    """The pipeline's own cost: a stage that waits ``stage_ms`` (like a GPU call that releases
+    the GIL) in a plain loop vs in the pipeline, on frames of ``width``×``height``."""
+    pattern = TestPatternSource(width, height, realtime=False)
+    pattern.open()
+    images = [pattern.render(i) for i in range(8)]
+    images = [images[i % len(images)] for i in range(frames)]
+    delay = stage_ms / 1000.0
+
+    def wait_stage(frame: Frame, settings: LiveSettings) -> Frame:
+        time.sleep(delay)
+        return frame.with_image(frame.image)
+
+    t0 = time.perf_counter()
+    for img in images:
+        wait_stage(Frame(0, img), LiveSettings())
+    alone_fps = frames / (time.perf_counter() - t0)
+    lossless = Pipeline(FrameListSource(images), wait_stage, [NullSink()], policy="lossless").run()
+    live = Pipeline(
+        FrameListSource(images, fps=alone_fps, realtime=True),
+        wait_stage,
+        [NullSink()],
+        policy="live",
+    ).run()
+    p50 = float(live.stats.get("latency_ms_p50", 0.0))
+    p95 = float(live.stats.get("latency_ms_p95", 0.0))
+    return PipelineBenchRow(
+        size=f"{width}x{height}, {stage_ms:g} ms stage",
+        frames=frames,
+        engine_fps=alone_fps,
+        engine_main_thread_fps=alone_fps,
+        pipeline_fps=lossless.fps,
+        ratio=lossless.fps / alone_fps,
+        live_fps=live.fps,
+        live_latency_p50_ms=p50,
+        live_latency_p95_ms=p95,
+        live_p95_intervals=p95 / 1000.0 * alone_fps,
+        live_dropped=live.dropped,
+        stage_ms=dict(lossless.stats.get("stage_ms", {})),
+    )
+
+
 def format_rows(rows: list[PipelineBenchRow]) -> str:
     """A Markdown table of the results."""
     lines = [
@@ -209,6 +256,14 @@ def run(args: argparse.Namespace) -> int:
             f"= {row.live_p95_intervals:.2f} intervals",
             flush=True,
         )
+    for w, h in sizes:
+        for ms in (10.0, 4.0):  # ~100 fps and ~250 fps stages: the pipeline's own overhead
+            budget = min(2.0, float(getattr(args, "seconds", 10.0) or 10.0))
+            row = bench_overhead(w, h, ms, frames=max(20, int(budget / (ms / 1000.0))))
+            rows.append(row)
+            print(
+                f"{row.size}: ratio {row.ratio:.3f}, live p95 {row.live_p95_intervals:.2f} intervals"
+            )
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
