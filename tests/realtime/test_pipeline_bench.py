@@ -23,6 +23,6 @@ def test_pipeline_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "| 48x32 |" in text
     row, *overhead = json.loads(out.read_text())["rows"]
     assert [r["size"] for r in overhead] == ["48x32, 10 ms stage", "48x32, 4 ms stage"]
-    assert all(r["frames"] == 20 and r["pipeline_fps"] > 0 for r in overhead)
+    assert all(r["frames"] >= 20 and r["pipeline_fps"] > 0 for r in overhead)
     assert row["frames"] == 6 and row["engine_fps"] > 0 and row["pipeline_fps"] > 0
     assert row["live_latency_p95_ms"] > 0 and "process" in row["stage_ms"]
