@@ -11,6 +11,7 @@ import pytest
 from realtime import pipeline_bench
 
 
+@pytest.mark.slow
 def test_pipeline_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     args = argparse.Namespace(
