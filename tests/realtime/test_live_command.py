@@ -45,6 +45,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_test_source_to_null_and_record(style_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "rec.mp4"
     stats = tmp_path / "stats.jsonl"
@@ -82,6 +83,7 @@ def test_test_source_to_null_and_record(style_file: Path, tmp_path: Path) -> Non
     assert last["frames_out"] == 6 and "process" in last["stage_ms"]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_in_order_with_exit_0(style_file: Path, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         castrt(
@@ -216,6 +218,7 @@ def test_pipeline_with_stylize_stage_and_live_settings_change(
     assert seen[:2] == [False, False] and seen[-1] is True
 
 
+@pytest.mark.slow
 def test_serve_wires_the_control_server(style_file: Path, tmp_path: Path) -> None:
     pytest.importorskip("realtime.server")
     import re

@@ -48,7 +48,7 @@ def test_test_pattern_realtime_paces_and_interrupts() -> None:
     t0 = time.perf_counter()
     for _ in range(11):
         assert src.read() is not None
-    assert time.perf_counter() - t0 == pytest.approx(0.2, abs=0.08)
+    assert 0.18 <= time.perf_counter() - t0 < 0.6  # 10 intervals of 20 ms, not a burst
     slow = TestPatternSource(32, 32, fps=0.5, realtime=True)
     slow.open()
     slow.read()

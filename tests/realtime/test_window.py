@@ -141,6 +141,7 @@ WINDOW_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_window_sink_under_xvfb_shows_the_frame_in_rgb(xvfb_display: str, tmp_path: Path) -> None:
     h, w = 240, 360
     img = np.full((h, w, 3), 128, np.uint8)
