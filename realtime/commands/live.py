@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import time
@@ -74,6 +75,10 @@ class LiveConfig:
     realtime: bool = False  # files and folders: pace to their timestamps
     loop: bool = False  # folders: start again at the end
     process_size: int = 0  # engine's processing shorter side (0: the frame's own)
+    precision: str = (
+        "auto"  # engine precision: auto (fp16 on CUDA, bf16 on capable CPUs), fp32, ...
+    )
+    compile: str = "off"  # torch.compile mode for the engine (off, default, reduce-overhead, ...)
     alpha: float = 1.0
     temporal: str = "off"
     preserve_color: bool = False
@@ -96,6 +101,18 @@ class LiveConfig:
             raise ValueError(f"stats_interval must be > 0, got {self.stats_interval}")
 
 
+def engine_config(cfg: LiveConfig, device: torch.device) -> EngineConfig:
+    """The engine settings of a live run (only fields this engine build knows are passed)."""
+    wanted: dict[str, Any] = {
+        "device": str(device),
+        "resolution": cfg.process_size,
+        "precision": cfg.precision,
+        "compile": cfg.compile,
+    }
+    known = {f.name for f in dataclasses.fields(EngineConfig)}
+    return EngineConfig(**{k: v for k, v in wanted.items() if k in known})
+
+
 def parse_resolution(text: str) -> tuple[int, int]:
     """``"1280x720"`` → (1280, 720); also ``720p``/``1080p``/``360p``."""
     t = text.strip().lower()
@@ -112,7 +129,8 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
     """The preset (if any) with the flags the user gave on top."""
     overrides: dict[str, Any] = {}
     for key in (
-        "source", "sink", "fps", "fourcc", "policy", "process_size", "alpha", "temporal",
+        "source", "sink", "fps", "fourcc", "policy", "process_size", "precision", "compile",
+        "alpha", "temporal",
         "style_size", "stats_interval", "screenshot_dir", "record_codec", "record_crf",
     ):  # fmt: skip
         value = getattr(args, key, None)
@@ -212,7 +230,12 @@ def _run_opened(
         + (" ..." if len(styles) > 9 else ""),
         file=sys.stderr,
     )
-    engine = StylizeEngine(gen, EngineConfig(device=str(device), resolution=cfg.process_size))
+    engine = StylizeEngine(gen, engine_config(cfg, device))
+    warmup = getattr(engine, "warmup", None)
+    if warmup is not None and (device.type == "cuda" or cfg.compile != "off"):
+        t0 = time.perf_counter()
+        warmup(info.height, info.width, styles[0].code)  # compile/autotune before the frames
+        print(f"castrt live: engine warm in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     store = SettingsStore(
         LiveSettings(
             alpha=cfg.alpha,
@@ -371,6 +394,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="stylize at this shorter side and scale back (0: full size)",
+    )
+    p.add_argument("--precision", help="engine precision: auto (default), fp32, bf16, fp16")
+    p.add_argument(
+        "--compile",
+        help="torch.compile mode for the engine: off (default), default, reduce-overhead",
     )
     p.add_argument("--policy", choices=("auto", *POLICIES), help="queue policy (default auto)")
     p.add_argument("--realtime", action="store_true", help="pace files to their timestamps")
