@@ -148,10 +148,16 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
 
 @contextmanager
 def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``stop`` (ordered shutdown) while inside the block."""
+    """SIGINT and SIGTERM call ``stop`` (ordered shutdown) while inside the block; a second
+    signal raises KeyboardInterrupt (exit 130 after the same, time-limited, shutdown)."""
     previous: dict[signal.Signals, Any] = {}
 
+    received: list[int] = []
+
     def handler(signum: int, _frame: object) -> None:
+        if received:  # a second signal: the user insists; shutdown continues with timeouts
+            raise KeyboardInterrupt
+        received.append(signum)
         print(f"castrt live: {signal.Signals(signum).name}, stopping", file=sys.stderr)
         stop()
 
@@ -341,11 +347,13 @@ def _run_opened(
         json_path=Path(args.stats_json) if args.stats_json else None,
     )
     try:
-        pipeline.open()  # the sinks (closes the source again if one fails)
         if server is not None:
             server.start()
             print(f"castrt live: serving on {server.url}", file=sys.stderr)
         reporter.start()
+        # last step before run(), which always closes the sinks: open them (closes the
+        # source and the sinks opened so far if one fails)
+        pipeline.open()
         with stop_on_signals(pipeline.stop):
             report = pipeline.run(max_frames=args.max_frames)
     finally:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -287,3 +288,20 @@ def test_stylize_stage_times_upload_model_download(tiny_gen: CASTGenerator, tmp_
     assert np.array_equal(out, engine.process(img, styles[0].code))  # same result as process()
     stage(Frame(1, img), LiveSettings(temporal="ema"))
     assert {"upload", "model", "download", "model+smoothing"} <= set(stats.snapshot()["stage_ms"])
+
+
+def test_record_onto_existing_file_is_one_line_and_leaves_it(
+    style_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from realtime.cli import main
+
+    out = tmp_path / "take.mp4"
+    out.write_bytes(b"keep")
+    code = main(
+        ["live", "--source", "test", "--sink", f"null,record:{out}", "--style", str(style_file),
+         "--untrained", "--no-cache", "--resolution", "64x48", "--max-frames", "2"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "exists" in err and "Traceback" not in err
+    assert out.read_bytes() == b"keep"
+    assert not [t for t in threading.enumerate() if t.name.startswith("castrt-")]
