@@ -516,3 +516,53 @@ def test_sanitize_upload_name() -> None:
     assert sanitize_upload_name("Starry Night (1889).JPG") == "Starry_Night_1889_.JPG"
     with pytest.raises(Exception, match="image suffix"):
         sanitize_upload_name("notes.txt")
+
+
+# ---------------------------------------------------------------- castrt live --serve
+
+
+@pytest.mark.slow
+def test_castrt_live_serve_end_to_end(tmp_path: Path) -> None:
+    """``castrt live --serve`` in a subprocess: state, stream, style switch, upload, SIGTERM."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import shared_path
+
+    style_dir = tmp_path / "styles"
+    style_dir.mkdir()
+    for name in ("candy.jpg", "sketch.png"):
+        (style_dir / name).write_bytes(shared_path("data", "style", name).read_bytes())
+    repo = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "realtime.cli", "live", "--source", "test", "--sink", "null"]
+    cmd += ["--style", str(style_dir), "--untrained", "--resolution", "64x48", "--no-cache"]
+    cmd += ["--serve", "127.0.0.1:0", "--threads", "1"]
+    proc = subprocess.Popen(cmd, cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        port = 0
+        deadline = time.monotonic() + 120
+        while not port and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "castrt live ended before serving"
+            if m := re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line):
+                port = int(m.group(1))
+        srv = SimpleNamespace(address=("127.0.0.1", port))
+        status, _, body = _request(srv, "GET", "/api/state")
+        assert status == 200
+        assert [s["name"] for s in json.loads(body)["styles"]] == ["candy", "sketch"]
+        frames = _read_mjpeg(srv, 2)
+        assert frames[0].shape == (48, 64, 3)
+        assert _post_json(srv, "/api/style", {"index": 1}) == (200, {"style_index": 1})
+        status, body = _upload(srv, "../x.png", _png_bytes((1, 2, 3)))
+        assert status == 400
+        status, body = _upload(srv, "new.png", _png_bytes((1, 2, 3)))
+        assert status == 200 and body["index"] == 2 and (style_dir / "new.png").is_file()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
