@@ -309,6 +309,15 @@ def test_stop_cuts_off_stream_clients_and_joins(server: ControlServer) -> None:
     assert threading.active_count() <= before
 
 
+def test_viewer_hang_up_is_noticed(server: ControlServer) -> None:
+    with _Publisher(server, (9, 9, 9)):
+        assert len(_read_mjpeg(server, 2)) == 2  # the connection is closed afterwards
+        deadline = time.monotonic() + 5
+        while server.stream_clients and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.stream_clients == 0
+
+
 def test_mjpeg_sink_publishes_frame_images(server: ControlServer) -> None:
     sink = MjpegSink(server)
     sink.open(SimpleNamespace(width=16, height=8, fps=30.0))
