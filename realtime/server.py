@@ -379,6 +379,15 @@ def sanitize_upload_name(name: str) -> str:
     return safe
 
 
+_ASSET_REF = re.compile(rb'((?:src|href)=")([a-z]+\.(?:js|css))(")')
+
+
+def _with_token(html: bytes, token: str) -> bytes:
+    """The page's own script/style references carry the token too (every request needs it)."""
+    q = urllib.parse.quote(token, safe="").encode()
+    return _ASSET_REF.sub(lambda m: m[1] + m[2] + b"?token=" + q + m[3], html)
+
+
 def _json_bool(body: dict[str, Any], key: str) -> bool:
     value = body[key]
     if not isinstance(value, bool):
@@ -838,10 +847,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/", "/index.html", "/app.js", "/style.css", "/view", "/view.js"):
             name = {"/": "index.html", "/view": "view.html"}.get(path, path[1:])
             file = WEB_DIR / name
+            body = file.read_bytes()
+            if file.suffix == ".html" and app.config.token is not None:
+                body = _with_token(body, app.config.token)
             csp = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'"
             self._send(
                 HTTPStatus.OK,
-                file.read_bytes(),
+                body,
                 _STATIC_TYPES[file.suffix],
                 {"Content-Security-Policy": csp},
             )

@@ -349,6 +349,11 @@ def test_token_is_required_for_every_path(style_files: list[Path], tmp_path: Pat
         assert _request(srv, "GET", "/snapshot.jpg", headers=auth)[0] == 200
         assert _post_json(srv, "/api/style", {"index": 1}, **auth) == (200, {"style_index": 1})
         assert srv.url.endswith(f"/?token={TOKEN}")
+        status, _, html = _request(srv, "GET", f"/?token={TOKEN}")  # assets carry the token
+        assert status == 200
+        for ref in (f'src="app.js?token={TOKEN}"', f'href="style.css?token={TOKEN}"'):
+            assert ref.encode() in html
+            assert _request(srv, "GET", "/" + ref.split('"')[1])[0] == 200
     finally:
         srv.stop()
 

@@ -33,7 +33,8 @@ from tests.conftest import shared_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-STYLES = ("candy.jpg", "sketch.png")  # colourful vs. grey: visibly different outputs
+STYLES = ("candy.jpg", "sketch.png")
+TOKEN = "browser-test-token"  # the page must pass it on to everything it loads  # colourful vs. grey: visibly different outputs
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +74,7 @@ class RecordingSink:
 def _read_frames(port: int, n: int) -> list[np.ndarray]:
     """``n`` consecutive stream frames as uint8 RGB."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    conn.request("GET", "/stream.mjpg")
+    conn.request("GET", f"/stream.mjpg?token={TOKEN}")
     resp = conn.getresponse()
     out = []
     try:
@@ -163,7 +164,9 @@ def test_browser_switches_style_and_stream_follows(chrome: Any, tiny_gen: Any) -
         return int(np.argmin(errors))
 
     settings = SettingsStore()
-    server = ControlServer(ServeConfig(port=0, jpeg_quality=95), settings, styles, dict)
+    server = ControlServer(
+        ServeConfig(port=0, token=TOKEN, jpeg_quality=95), settings, styles, dict
+    )
     recorder = RecordingSink()
     pipeline = Pipeline(
         source,
@@ -216,6 +219,20 @@ def test_browser_switches_style_and_stream_follows(chrome: Any, tiny_gen: Any) -
         _wait(lambda: not settings.get().stylize, what="stylize off from the page")
         shown = recorder.match(_read_frames(port, 5)[-1])
         assert _mae(shown.image, source.render(shown.index)) == 0.0  # the original frame
+
+        chrome.execute_script(  # drag the strength slider
+            "const a = document.getElementById('alpha'); a.value = '0.5';"
+            "a.dispatchEvent(new Event('input', {bubbles: true}));"
+        )
+        _wait(lambda: settings.get().alpha == 0.5, what="strength from the slider")
+
+        chrome.get(server.url.replace("/?", "/view?"))  # the OBS Browser Source page
+        _wait(
+            lambda: chrome.execute_script(
+                "return document.getElementById('stream').naturalWidth === 64;"
+            ),
+            what="stream shown on /view",
+        )
     finally:
         stop.set()
         runner.join(10)
