@@ -172,18 +172,49 @@ class StylizeStage:
         entry = self.styles[index]
         name = settings.temporal if settings.temporal_enabled else "off"
         if self._strategy is None or name != self._strategy_name:
+            self.engine.content_stats_hook = None  # a previous strategy's hook must not linger
             self._strategy = make_strategy(name)
             self._strategy_name = name
         elif index != self._style_index:
             self._strategy.reset()
         self._style_index = index
         if name == "off":
-            out = self.engine.process(
-                frame.image, entry.code, settings.alpha, settings.preserve_color
-            )
+            out = self._stylize_timed(frame.image, entry, settings)
         else:
+            t0 = time.perf_counter()
             out = self._strategy.step(frame.image, self.engine, entry.code, settings.alpha)
+            self._record("model+smoothing", t0)
         return frame.with_image(out, style=entry.name)
+
+    def _record(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        if self.stats is not None:
+            self.stats.record_stage(stage, (now - since) * 1000.0)
+        return now
+
+    def _stylize_timed(self, image: np.ndarray, entry: StyleEntry, s: LiveSettings) -> np.ndarray:
+        """One frame through the engine with upload / model / download timed separately."""
+        engine = self.engine
+        if self.stats is None or not hasattr(engine, "stylize_tensor"):
+            return engine.process(image, entry.code, s.alpha, s.preserve_color)
+        t0 = time.perf_counter()
+        x = engine.upload(image)
+        _sync(x)  # attribute the copy to "upload" (tiny; the download synchronises anyway)
+        t1 = self._record("upload", t0)
+        y = engine.stylize_tensor(x, entry.code, s.alpha, s.preserve_color)
+        _sync(y)
+        t2 = self._record("model", t1)
+        out: np.ndarray = engine.download(y)
+        self._record("download", t2)
+        return out
+
+
+def _sync(t: Any) -> None:
+    """Wait for the device work producing ``t`` (CUDA only; a no-op on the CPU)."""
+    if getattr(t, "is_cuda", False):
+        import torch
+
+        torch.cuda.current_stream(t.device).synchronize()
 
 
 class _End:

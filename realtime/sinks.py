@@ -146,7 +146,9 @@ class WindowSink:
             )
         _point_qt_at_system_fonts()
         try:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+            # resizable, aspect kept, no Qt toolbar/status bar over the picture
+            flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
+            cv2.namedWindow(self.title, flags)
             cv2.resizeWindow(self.title, info.width, info.height)
         except cv2.error as exc:
             raise InputError(
@@ -230,7 +232,8 @@ class VirtualCameraSink:
                 backend=self.backend,
             )
         except Exception as exc:  # pyvirtualcam raises RuntimeError/ValueError per backend
-            self.disabled_reason = first_line(exc)
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            self.disabled_reason = "; ".join(lines) or type(exc).__name__
             self.log(f"vcam: disabled ({self.disabled_reason}); to enable it, {NO_VCAM_FIX}")
             return
         self._size = (info.width, info.height)

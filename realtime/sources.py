@@ -177,6 +177,46 @@ class TestPatternSource:
         pass
 
 
+class FrameListSource:
+    """Frames already in memory (benchmarks, tests); paced at ``fps`` when ``realtime``."""
+
+    def __init__(self, images: list[np.ndarray], fps: float = 30.0, realtime: bool = False) -> None:
+        if not images:
+            raise InputError("FrameListSource needs at least one frame")
+        self.images = images
+        self.fps = fps if fps > 0 else 30.0
+        self.realtime = realtime
+        self._index = 0
+        self._wake = threading.Event()
+        self._pacer = Pacer(self._wake)
+
+    def open(self) -> SourceInfo:
+        self._index = 0
+        self._wake.clear()
+        self._pacer.reset()
+        h, w = self.images[0].shape[:2]
+        return SourceInfo(
+            w, h, self.fps, live=self.realtime, name="frames", frame_count=len(self.images)
+        )
+
+    def read(self) -> Frame | None:
+        n = self._index
+        if n >= len(self.images) or self._wake.is_set():
+            return None
+        if self.realtime:
+            self._pacer.wait_until(n / self.fps)
+            if self._wake.is_set():
+                return None
+        self._index += 1
+        return Frame(n, self.images[n], n / self.fps, time.perf_counter())
+
+    def interrupt(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        pass
+
+
 # -- camera ----------------------------------------------------------------------------
 
 

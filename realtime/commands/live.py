@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import time
@@ -57,6 +58,7 @@ from realtime.sinks import (
 from realtime.sources import SourceOptions, open_source
 from realtime.stats import PipelineStats, StatsReporter
 from realtime.styles import DEFAULT_STYLE_SIZE, StyleBank, StyleEntry, default_cache_dir
+from realtime.temporal import make_strategy
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class LiveConfig:
     realtime: bool = False  # files and folders: pace to their timestamps
     loop: bool = False  # folders: start again at the end
     process_size: int = 0  # engine's processing shorter side (0: the frame's own)
+    precision: str = (
+        "auto"  # engine precision: auto (fp16 on CUDA, bf16 on capable CPUs), fp32, ...
+    )
+    compile: str = "off"  # torch.compile mode for the engine (off, default, reduce-overhead, ...)
     alpha: float = 1.0
     temporal: str = "off"
     preserve_color: bool = False
@@ -95,6 +101,18 @@ class LiveConfig:
             raise ValueError(f"stats_interval must be > 0, got {self.stats_interval}")
 
 
+def engine_config(cfg: LiveConfig, device: torch.device) -> EngineConfig:
+    """The engine settings of a live run (only fields this engine build knows are passed)."""
+    wanted: dict[str, Any] = {
+        "device": str(device),
+        "resolution": cfg.process_size,
+        "precision": cfg.precision,
+        "compile": cfg.compile,
+    }
+    known = {f.name for f in dataclasses.fields(EngineConfig)}
+    return EngineConfig(**{k: v for k, v in wanted.items() if k in known})
+
+
 def parse_resolution(text: str) -> tuple[int, int]:
     """``"1280x720"`` → (1280, 720); also ``720p``/``1080p``/``360p``."""
     t = text.strip().lower()
@@ -111,7 +129,8 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
     """The preset (if any) with the flags the user gave on top."""
     overrides: dict[str, Any] = {}
     for key in (
-        "source", "sink", "fps", "fourcc", "policy", "process_size", "alpha", "temporal",
+        "source", "sink", "fps", "fourcc", "policy", "process_size", "precision", "compile",
+        "alpha", "temporal",
         "style_size", "stats_interval", "screenshot_dir", "record_codec", "record_crf",
     ):  # fmt: skip
         value = getattr(args, key, None)
@@ -129,10 +148,16 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
 
 @contextmanager
 def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``stop`` (ordered shutdown) while inside the block."""
+    """SIGINT and SIGTERM call ``stop`` (ordered shutdown) while inside the block; a second
+    signal raises KeyboardInterrupt (exit 130 after the same, time-limited, shutdown)."""
     previous: dict[signal.Signals, Any] = {}
 
+    received: list[int] = []
+
     def handler(signum: int, _frame: object) -> None:
+        if received:  # a second signal: the user insists; shutdown continues with timeouts
+            raise KeyboardInterrupt
+        received.append(signum)
         print(f"castrt live: {signal.Signals(signum).name}, stopping", file=sys.stderr)
         stop()
 
@@ -164,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.style:
         raise InputError("no style given: pass --style FILE_OR_DIR (repeatable)")
     sink_specs = parse_sinks(cfg.sink)
+    make_strategy(cfg.temporal)  # an unknown --temporal name fails here, not on the first frame
     if args.token and not args.serve:
         raise InputError("--token is only used with --serve")
     server_mod = _load_server() if args.serve else None
@@ -210,7 +236,12 @@ def _run_opened(
         + (" ..." if len(styles) > 9 else ""),
         file=sys.stderr,
     )
-    engine = StylizeEngine(gen, EngineConfig(device=str(device), resolution=cfg.process_size))
+    engine = StylizeEngine(gen, engine_config(cfg, device))
+    warmup = getattr(engine, "warmup", None)
+    if warmup is not None and (device.type == "cuda" or cfg.compile != "off"):
+        t0 = time.perf_counter()
+        warmup(info.height, info.width, styles[0].code)  # compile/autotune before the frames
+        print(f"castrt live: engine warm in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     store = SettingsStore(
         LiveSettings(
             alpha=cfg.alpha,
@@ -316,11 +347,13 @@ def _run_opened(
         json_path=Path(args.stats_json) if args.stats_json else None,
     )
     try:
-        pipeline.open()  # the sinks (closes the source again if one fails)
         if server is not None:
             server.start()
             print(f"castrt live: serving on {server.url}", file=sys.stderr)
         reporter.start()
+        # last step before run(), which always closes the sinks: open them (closes the
+        # source and the sinks opened so far if one fails)
+        pipeline.open()
         with stop_on_signals(pipeline.stop):
             report = pipeline.run(max_frames=args.max_frames)
     finally:
@@ -369,6 +402,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="stylize at this shorter side and scale back (0: full size)",
+    )
+    p.add_argument("--precision", help="engine precision: auto (default), fp32, bf16, fp16")
+    p.add_argument(
+        "--compile",
+        help="torch.compile mode for the engine: off (default), default, reduce-overhead",
     )
     p.add_argument("--policy", choices=("auto", *POLICIES), help="queue policy (default auto)")
     p.add_argument("--realtime", action="store_true", help="pace files to their timestamps")

@@ -92,7 +92,8 @@ def test_slow_sink_live_drops_and_bounds_latency_lossless_drops_none() -> None:
     assert live.dropped > 0
     assert live.frames_written + live.dropped + live.left == 60
     # latency is bounded by about one sink write + one frame in flight, not the backlog
-    assert live.stats["latency_ms_p95"] < 4 * delay * 1000
+    # (loose bound: CI machines are shared; unbounded growth would be ~60 × 30 ms)
+    assert live.stats["latency_ms_p95"] < 8 * delay * 1000
     lossless_sink = ListSink(delay)
     lossless = Pipeline(
         CountingSource(60, interval), passthrough, [lossless_sink], policy="lossless"
