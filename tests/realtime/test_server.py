@@ -224,6 +224,25 @@ def test_stream_delivers_decodable_frames_in_rgb_order(server: ControlServer) ->
     assert server.hub.encoded <= server.hub.published
 
 
+def test_ffmpeg_reads_the_stream_like_obs_media_source(server: ControlServer) -> None:
+    """OBS's Media Source is FFmpeg: its mpjpeg demuxer must accept the stream (PyAV here)."""
+    import av
+
+    with _Publisher(server, (200, 0, 0)):
+        container = av.open(f"http://127.0.0.1:{server.address[1]}/stream.mjpg", timeout=10)
+        try:
+            assert container.format.name == "mpjpeg"
+            frames = []
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == 3:
+                    break
+        finally:
+            container.close()
+    for rgb in frames:
+        assert rgb.shape == (48, 64, 3) and rgb[..., 0].mean() > 180 and rgb[..., 2].mean() < 30
+
+
 def test_snapshot_is_the_latest_frame(server: ControlServer) -> None:
     status, _, body = _request(server, "GET", "/snapshot.jpg")
     assert status == 503 and json.loads(body)["error"] == "no frame yet"
