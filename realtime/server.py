@@ -11,10 +11,11 @@ Endpoints (every one needs the token when one is configured: ``?token=`` or
 * ``GET /api/state``, ``POST /api/style``, ``POST /api/settings``, ``POST /api/upload``.
 
 Frames are handed over with :meth:`ControlServer.publish` (or :class:`MjpegSink`); publishing
-only stores a reference and wakes the stream clients, so the pipeline never waits for the
-network. Each frame is JPEG-encoded at most once, lazily, by the first client that wants it;
-a slow client simply gets the newest frame when it is ready again (the ones in between are
-dropped for it alone), and a stalled one is cut off by the socket timeout.
+only stores a reference and wakes the broadcaster thread, so the pipeline never waits for the
+network. One :class:`StreamBroadcaster` thread serves all viewers with non-blocking sockets and
+JPEG-encodes each frame at most once, and only while someone watches (or asks for a snapshot);
+a slow viewer gets the newest frame when its previous one is out (the ones in between are
+dropped for it alone), and a viewer that makes no progress for ``client_timeout_s`` is cut off.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import ipaddress
 import json
 import os
 import re
+import selectors
+import socket
 import tempfile
 import threading
 import time
@@ -139,7 +142,7 @@ class FrameHub:
 
     def __init__(self, jpeg_quality: int) -> None:
         self._quality = jpeg_quality
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._raw: np.ndarray | None = None
         self._seq = 0
@@ -160,27 +163,19 @@ class FrameHub:
         """Make ``rgb`` (uint8 (H, W, 3), not mutated afterwards) the latest frame; O(1)."""
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
-        with self._cond:
+        with self._lock:
             self._raw = rgb
             self._seq += 1
-            self._cond.notify_all()
 
     def close(self) -> None:
-        """Wake every waiting client so it can finish."""
-        with self._cond:
+        """Mark the hub finished (a restarted server makes a new one)."""
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
-
-    def wait_newer(self, seq: int, timeout: float) -> bool:
-        """Block until a frame newer than ``seq`` exists (True) or timeout/close (False)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._seq > seq, timeout)
-            return not self._closed and self._seq > seq
 
     def latest_jpeg(self) -> tuple[int, bytes] | None:
         """(sequence number, JPEG) of the newest frame, encoding it if nobody has yet."""
         with self._encode_lock:
-            with self._cond:
+            with self._lock:
                 raw, seq = self._raw, self._seq
             if raw is None:
                 return None
@@ -189,6 +184,170 @@ class FrameHub:
                 self._jpeg_seq = seq
                 self.encoded += 1
             return self._jpeg_seq, self._jpeg
+
+
+class _StreamClient:
+    """One MJPEG viewer as the broadcaster sees it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.done = threading.Event()  # set when the broadcaster has let go of the socket
+        self.seq = 0  # last frame handed to this client
+        self.pending: memoryview | None = None  # rest of the part being sent
+        self.last_progress = time.monotonic()
+        self.mask = 0
+
+
+class StreamBroadcaster:
+    """One thread serves every MJPEG viewer with non-blocking sockets.
+
+    Per viewer it sends whole parts, always the newest frame when the previous part is out
+    (so a slow viewer skips frames for itself only); a viewer that makes no progress for
+    ``timeout`` seconds, or hangs up, is dropped. One thread instead of one per viewer keeps
+    the pipeline process free of per-frame wake-ups of many Python threads.
+    """
+
+    def __init__(self, hub: FrameHub, timeout: float) -> None:
+        self._hub = hub
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._incoming: list[_StreamClient] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopping = False
+        self._count = 0
+        self._thread = threading.Thread(target=self._run, name="castrt-mjpeg", daemon=True)
+        self._thread.start()
+
+    @property
+    def clients(self) -> int:
+        return self._count
+
+    def add(self, sock: socket.socket) -> _StreamClient:
+        """Take over ``sock`` (headers already sent); wait on ``client.done`` to get it back."""
+        client = _StreamClient(sock)
+        with self._lock:
+            if self._stopping:
+                client.done.set()
+                return client
+            self._incoming.append(client)
+            self._count += 1
+        self.wake()
+        return client
+
+    def wake(self) -> None:
+        """A new frame (or client) is there; never blocks."""
+        with contextlib.suppress(OSError):  # a full wake-up pipe already means "wake up"
+            self._wake_w.send(b"\0")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Drop every viewer and end the thread."""
+        with self._lock:
+            self._stopping = True
+        self.wake()
+        self._thread.join(timeout)
+        for s in (self._wake_r, self._wake_w):
+            s.close()
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        clients: list[_StreamClient] = []
+        part_seq, part = 0, b""
+        try:
+            while True:
+                with self._lock:
+                    incoming, self._incoming = self._incoming, []
+                    stopping = self._stopping
+                if stopping:
+                    clients += incoming
+                    break
+                for c in incoming:
+                    c.sock.setblocking(False)
+                    c.mask = selectors.EVENT_READ
+                    sel.register(c.sock, c.mask, c)
+                    clients.append(c)
+                if clients and self._hub.published > part_seq:
+                    got = self._hub.latest_jpeg()  # encoded here, at most once per frame
+                    if got is not None and got[0] != part_seq:
+                        part_seq, jpeg = got
+                        head = (
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                            f"Content-Length: {len(jpeg)}\r\n\r\n"
+                        ).encode()
+                        part = b"".join((head, jpeg, b"\r\n"))
+                now = time.monotonic()
+                for c in list(clients):
+                    if c.pending is None and c.seq < part_seq:
+                        c.seq, c.pending, c.last_progress = part_seq, memoryview(part), now
+                    if c.pending is not None and not self._send(c):
+                        self._drop(sel, clients, c)
+                    elif c.pending is not None and now - c.last_progress > self._timeout:
+                        self._drop(sel, clients, c)  # stalled: cut off
+                    else:
+                        mask = selectors.EVENT_READ | (
+                            selectors.EVENT_WRITE if c.pending is not None else 0
+                        )
+                        if mask != c.mask:
+                            c.mask = mask
+                            sel.modify(c.sock, mask, c)
+                waits = [c.last_progress + self._timeout - now for c in clients if c.pending]
+                for key, mask in sel.select(max(0.01, min(waits, default=1.0))):
+                    c = key.data
+                    if c is None:
+                        with contextlib.suppress(OSError):
+                            while self._wake_r.recv(4096):
+                                pass
+                    elif mask & selectors.EVENT_READ and not self._readable(c):
+                        self._drop(sel, clients, c)  # hung up
+        finally:  # also after an unexpected error: no handler thread may wait forever
+            with self._lock:
+                self._stopping = True
+                clients += self._incoming
+                self._incoming = []
+            for c in clients:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    sel.unregister(c.sock)
+                self._release(c)
+            sel.close()
+
+    def _send(self, c: _StreamClient) -> bool:
+        """Send what the socket takes now; False if the client is gone."""
+        assert c.pending is not None
+        try:
+            n = c.sock.send(c.pending)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if n:
+            c.last_progress = time.monotonic()
+            c.pending = c.pending[n:] if n < len(c.pending) else None
+        return True
+
+    @staticmethod
+    def _readable(c: _StreamClient) -> bool:
+        """Drain what the viewer sent (nothing is expected); False on hang-up."""
+        try:
+            return bool(c.sock.recv(4096))
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+
+    def _drop(
+        self, sel: selectors.BaseSelector, clients: list[_StreamClient], c: _StreamClient
+    ) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            sel.unregister(c.sock)
+        clients.remove(c)
+        self._release(c)
+
+    def _release(self, c: _StreamClient) -> None:
+        with self._lock:
+            self._count -= 1
+        c.done.set()
 
 
 # ---------------------------------------------------------------- the server
@@ -218,6 +377,15 @@ def sanitize_upload_name(name: str) -> str:
         allowed = ", ".join(sorted(IMAGE_SUFFIXES))
         raise _BadRequest(HTTPStatus.BAD_REQUEST, f"upload name needs an image suffix ({allowed})")
     return safe
+
+
+_ASSET_REF = re.compile(rb'((?:src|href)=")([a-z]+\.(?:js|css))(")')
+
+
+def _with_token(html: bytes, token: str) -> bytes:
+    """The page's own script/style references carry the token too (every request needs it)."""
+    q = urllib.parse.quote(token, safe="").encode()
+    return _ASSET_REF.sub(lambda m: m[1] + m[2] + b"?token=" + q + m[3], html)
 
 
 def _json_bool(body: dict[str, Any], key: str) -> bool:
@@ -292,7 +460,7 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._clients: dict[int, tuple[Any, threading.Thread]] = {}
-        self._stream_clients = 0
+        self._broadcaster: StreamBroadcaster | None = None
         self._thumbs: dict[tuple[int, str], bytes] = {}
         self._upload_lock = threading.Lock()
 
@@ -313,6 +481,7 @@ class ControlServer:
                 f"--serve {self.config.host}:{self.config.port}: cannot listen ({exc.strerror or exc}); "
                 "pick another port"
             ) from None
+        self._broadcaster = StreamBroadcaster(self.hub, self.config.client_timeout_s)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="castrt-http"
         )
@@ -325,6 +494,8 @@ class ControlServer:
         if httpd is None:
             return
         self.hub.close()
+        if self._broadcaster is not None:
+            self._broadcaster.stop(timeout)
         httpd.shutdown()
         with self._lock:
             clients = list(self._clients.values())
@@ -367,10 +538,15 @@ class ControlServer:
     def publish(self, frame_rgb: np.ndarray) -> None:
         """Offer the newest output frame to stream clients (never blocks on the network)."""
         self.hub.publish(frame_rgb)
+        b = self._broadcaster
+        if b is not None and b.clients:
+            b.wake()
 
     @property
     def stream_clients(self) -> int:
-        return self._stream_clients
+        """MJPEG viewers connected now."""
+        b = self._broadcaster
+        return b.clients if b is not None else 0
 
     # -- used by the handler
 
@@ -382,17 +558,13 @@ class ControlServer:
         with self._lock:
             self._clients.pop(id(sock), None)
 
-    def _stream_started(self, delta: int) -> None:
-        with self._lock:
-            self._stream_clients += delta
-
     def state(self) -> dict[str, Any]:
         """What ``GET /api/state`` returns: settings, styles, strategies, stats."""
         try:
             stats = dict(self.stats_fn())
         except Exception as exc:  # stats are informative only; never break the page
             stats = {"error": str(exc)}
-        stats["stream_clients"] = self._stream_clients
+        stats["stream_clients"] = self.stream_clients
         stats["frames_published"] = self.hub.published
         stats["frames_encoded"] = self.hub.encoded
         return {
@@ -675,10 +847,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/", "/index.html", "/app.js", "/style.css", "/view", "/view.js"):
             name = {"/": "index.html", "/view": "view.html"}.get(path, path[1:])
             file = WEB_DIR / name
+            body = file.read_bytes()
+            if file.suffix == ".html" and app.config.token is not None:
+                body = _with_token(body, app.config.token)
             csp = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'"
             self._send(
                 HTTPStatus.OK,
-                file.read_bytes(),
+                body,
                 _STATIC_TYPES[file.suffix],
                 {"Content-Security-Policy": csp},
             )
@@ -712,8 +887,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(HTTPStatus.NOT_FOUND, f"no such path {path}")
 
     def _stream(self) -> None:
-        """Send multipart JPEG parts, always the newest frame, until the client goes away."""
-        app = self.app
+        """Send the multipart headers, then hand the socket to the broadcaster until it ends."""
+        broadcaster = self.app._broadcaster
+        if broadcaster is None:
+            raise _BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, "server is stopping")
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-cache, no-store, must-revalidate")
@@ -721,27 +898,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        app._stream_started(+1)
-        seq = 0
-        try:
-            while True:
-                if not app.hub.wait_newer(seq, timeout=1.0):
-                    if app._httpd is None:
-                        return
-                    continue
-                got = app.hub.latest_jpeg()
-                if got is None:
-                    continue
-                seq, jpeg = got
-                head = (
-                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(jpeg)}\r\n\r\n"
-                ).encode()
-                self.wfile.write(b"".join((head, jpeg, b"\r\n")))
-        except (OSError, ValueError):
-            return  # client gone, timed out or server stopping
-        finally:
-            app._stream_started(-1)
+        client = broadcaster.add(self.connection)
+        client.done.wait()  # no per-frame work in this thread
 
 
 # ---------------------------------------------------------------- pipeline sink

@@ -83,10 +83,17 @@
   function renderStats(stats) {
     const table = $("stats");
     table.textContent = "";
-    for (const [k, v] of Object.entries(stats)) {
+    const addRow = (k, v) => {
       const row = table.insertRow();
       row.insertCell().textContent = k;
       row.insertCell().textContent = fmt(v);
+    };
+    for (const [k, v] of Object.entries(stats)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) {
+        for (const [k2, v2] of Object.entries(v)) addRow(k + " " + k2, v2);
+      } else {
+        addRow(k, v);
+      }
     }
   }
 

@@ -224,6 +224,25 @@ def test_stream_delivers_decodable_frames_in_rgb_order(server: ControlServer) ->
     assert server.hub.encoded <= server.hub.published
 
 
+def test_ffmpeg_reads_the_stream_like_obs_media_source(server: ControlServer) -> None:
+    """OBS's Media Source is FFmpeg: its mpjpeg demuxer must accept the stream (PyAV here)."""
+    import av
+
+    with _Publisher(server, (200, 0, 0)):
+        container = av.open(f"http://127.0.0.1:{server.address[1]}/stream.mjpg", timeout=10)
+        try:
+            assert container.format.name == "mpjpeg"
+            frames = []
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == 3:
+                    break
+        finally:
+            container.close()
+    for rgb in frames:
+        assert rgb.shape == (48, 64, 3) and rgb[..., 0].mean() > 180 and rgb[..., 2].mean() < 30
+
+
 def test_snapshot_is_the_latest_frame(server: ControlServer) -> None:
     status, _, body = _request(server, "GET", "/snapshot.jpg")
     assert status == 503 and json.loads(body)["error"] == "no frame yet"
@@ -309,6 +328,15 @@ def test_stop_cuts_off_stream_clients_and_joins(server: ControlServer) -> None:
     assert threading.active_count() <= before
 
 
+def test_viewer_hang_up_is_noticed(server: ControlServer) -> None:
+    with _Publisher(server, (9, 9, 9)):
+        assert len(_read_mjpeg(server, 2)) == 2  # the connection is closed afterwards
+        deadline = time.monotonic() + 5
+        while server.stream_clients and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.stream_clients == 0
+
+
 def test_mjpeg_sink_publishes_frame_images(server: ControlServer) -> None:
     sink = MjpegSink(server)
     sink.open(SimpleNamespace(width=16, height=8, fps=30.0))
@@ -340,6 +368,11 @@ def test_token_is_required_for_every_path(style_files: list[Path], tmp_path: Pat
         assert _request(srv, "GET", "/snapshot.jpg", headers=auth)[0] == 200
         assert _post_json(srv, "/api/style", {"index": 1}, **auth) == (200, {"style_index": 1})
         assert srv.url.endswith(f"/?token={TOKEN}")
+        status, _, html = _request(srv, "GET", f"/?token={TOKEN}")  # assets carry the token
+        assert status == 200
+        for ref in (f'src="app.js?token={TOKEN}"', f'href="style.css?token={TOKEN}"'):
+            assert ref.encode() in html
+            assert _request(srv, "GET", "/" + ref.split('"')[1])[0] == 200
     finally:
         srv.stop()
 
@@ -516,3 +549,53 @@ def test_sanitize_upload_name() -> None:
     assert sanitize_upload_name("Starry Night (1889).JPG") == "Starry_Night_1889_.JPG"
     with pytest.raises(Exception, match="image suffix"):
         sanitize_upload_name("notes.txt")
+
+
+# ---------------------------------------------------------------- castrt live --serve
+
+
+@pytest.mark.slow
+def test_castrt_live_serve_end_to_end(tmp_path: Path) -> None:
+    """``castrt live --serve`` in a subprocess: state, stream, style switch, upload, SIGTERM."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import shared_path
+
+    style_dir = tmp_path / "styles"
+    style_dir.mkdir()
+    for name in ("candy.jpg", "sketch.png"):
+        (style_dir / name).write_bytes(shared_path("data", "style", name).read_bytes())
+    repo = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "realtime.cli", "live", "--source", "test", "--sink", "null"]
+    cmd += ["--style", str(style_dir), "--untrained", "--resolution", "64x48", "--no-cache"]
+    cmd += ["--serve", "127.0.0.1:0", "--threads", "1"]
+    proc = subprocess.Popen(cmd, cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        port = 0
+        deadline = time.monotonic() + 120
+        while not port and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "castrt live ended before serving"
+            if m := re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line):
+                port = int(m.group(1))
+        srv = SimpleNamespace(address=("127.0.0.1", port))
+        status, _, body = _request(srv, "GET", "/api/state")
+        assert status == 200
+        assert [s["name"] for s in json.loads(body)["styles"]] == ["candy", "sketch"]
+        frames = _read_mjpeg(srv, 2)
+        assert frames[0].shape == (48, 64, 3)
+        assert _post_json(srv, "/api/style", {"index": 1}) == (200, {"style_index": 1})
+        status, body = _upload(srv, "../x.png", _png_bytes((1, 2, 3)))
+        assert status == 400
+        status, body = _upload(srv, "new.png", _png_bytes((1, 2, 3)))
+        assert status == 200 and body["index"] == 2 and (style_dir / "new.png").is_file()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

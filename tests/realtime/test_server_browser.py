@@ -1,9 +1,11 @@
 """Headless Chromium drives the control page while a real pipeline streams MJPEG.
 
-Pipeline: a paced still-image source → StylizeStage (untrained engine, small frames) →
-MjpegSink → ControlServer. Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by
-Selenium; nothing is downloaded) opens the panel and clicks the other style; the next stream
-frames must match the engine's output for that style and no longer the first one.
+Pipeline: the test-pattern source (paced, small) → StylizeStage (untrained engine) →
+[MjpegSink → ControlServer, a recording sink]. Chromium (Debian's ``chromium`` +
+``chromium-driver``, driven by Selenium; nothing is downloaded) opens the panel and clicks the
+other style. Each stream frame read over HTTP is matched to the pipeline output it came from
+(frame index), and that frame is re-stylized with both styles: after the click the stream
+frames must be the new style's output of their own input frame.
 """
 
 from __future__ import annotations
@@ -22,45 +24,57 @@ import numpy as np
 import pytest
 
 from realtime.engine import EngineConfig, StylizeEngine
-from realtime.images import read_image
 from realtime.pipeline import Frame, Pipeline, SourceInfo, StylizeStage
 from realtime.server import ControlServer, MjpegSink, ServeConfig
 from realtime.settings import SettingsStore
-from realtime.styles import StyleBank, resize_shorter_side
+from realtime.sources import TestPatternSource
+from realtime.styles import StyleBank
 from tests.conftest import shared_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-STYLES = ("candy.jpg", "sketch.png")  # colourful vs. grey: visibly different outputs
+STYLES = ("candy.jpg", "sketch.png")
+TOKEN = "browser-test-token"  # the page must pass it on to everything it loads  # colourful vs. grey: visibly different outputs
 
 pytestmark = pytest.mark.slow
 
 
-class StillSource:
-    """The same content frame at ``fps`` (a camera pointed at a still scene)."""
+class RecordingSink:
+    """Keeps the last pipeline outputs by frame index (to identify stream frames)."""
 
-    def __init__(self, image: np.ndarray, fps: float = 20.0) -> None:
-        self.image = image
-        self.interval = 1.0 / fps
-        self.i = 0
+    name = "recording"
 
-    def open(self) -> SourceInfo:
-        h, w = self.image.shape[:2]
-        return SourceInfo(w, h, 1.0 / self.interval, True, name="still")
+    def __init__(self) -> None:
+        self.frames: dict[int, Frame] = {}
+        self.lock = threading.Lock()
 
-    def read(self) -> Frame | None:
-        time.sleep(self.interval)
-        self.i += 1
-        return Frame(self.i - 1, self.image)
+    def open(self, info: SourceInfo) -> None:
+        pass
+
+    def write(self, frame: Frame) -> None:
+        with self.lock:
+            self.frames[frame.index] = frame
+            for old in [i for i in self.frames if i < frame.index - 200]:
+                del self.frames[old]
 
     def close(self) -> None:
         pass
+
+    def match(self, rgb: np.ndarray) -> Frame:
+        """The recorded output frame a decoded stream frame came from (compared on luma:
+        JPEG keeps it at full resolution, chroma is subsampled)."""
+        with self.lock:
+            frames = list(self.frames.values())
+        errors = [_mae(_luma(rgb), _luma(f.image)) for f in frames]
+        best = int(np.argmin(errors))
+        assert errors[best] < 1.5, f"stream frame matches no pipeline output ({sorted(errors)})"
+        return frames[best]
 
 
 def _read_frames(port: int, n: int) -> list[np.ndarray]:
     """``n`` consecutive stream frames as uint8 RGB."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    conn.request("GET", "/stream.mjpg")
+    conn.request("GET", f"/stream.mjpg?token={TOKEN}")
     resp = conn.getresponse()
     out = []
     try:
@@ -79,12 +93,12 @@ def _read_frames(port: int, n: int) -> list[np.ndarray]:
     return out
 
 
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
 def _mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
-
-
-def _nearest(frame: np.ndarray, refs: list[np.ndarray]) -> int:
-    return int(np.argmin([_mae(frame, r) for r in refs]))
 
 
 @pytest.fixture
@@ -136,21 +150,28 @@ def _wait(cond: Any, timeout: float = 15.0, what: str = "condition") -> Any:
 def test_browser_switches_style_and_stream_follows(chrome: Any, tiny_gen: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    content = resize_shorter_side(read_image(shared_path("data", "content", "chicago.jpg")), 48)
-    content = np.ascontiguousarray(content[:48, :64])
-    content.setflags(write=False)
+    source = TestPatternSource(64, 48, fps=15.0, realtime=True)
     engine = StylizeEngine(tiny_gen, EngineConfig(device="cpu"))
     bank = StyleBank(tiny_gen, style_size=64, cache_dir=None)
     styles = bank.load([shared_path("data", "style", name) for name in STYLES])
-    expected = [engine.process(content, e.code) for e in styles]
-    assert _mae(expected[0], expected[1]) > 10  # the two styles really look different
+
+    def style_of(out: Frame) -> int:
+        """Which style produced ``out``: re-stylize its input frame with each style."""
+        src = source.render(out.index)
+        errors = [_mae(out.image, engine.process(src, e.code)) for e in styles]
+        assert max(errors) > 10.0  # the two styles really look different
+        assert min(errors) < 0.25 * max(errors), f"frame {out.index}: no clear style {errors}"
+        return int(np.argmin(errors))
 
     settings = SettingsStore()
-    server = ControlServer(ServeConfig(port=0, jpeg_quality=95), settings, styles, dict)
+    server = ControlServer(
+        ServeConfig(port=0, token=TOKEN, jpeg_quality=95), settings, styles, dict
+    )
+    recorder = RecordingSink()
     pipeline = Pipeline(
-        StillSource(content),
+        source,
         StylizeStage(engine, styles),
-        [MjpegSink(server)],
+        [recorder, MjpegSink(server)],  # recorded before it can be streamed
         policy="live",
         settings=settings,
     )
@@ -161,8 +182,9 @@ def test_browser_switches_style_and_stream_follows(chrome: Any, tiny_gen: Any) -
     runner.start()
     try:
         port = server.address[1]
-        before = _read_frames(port, 2)
-        assert all(_nearest(f, expected) == 0 for f in before)
+        before = [recorder.match(f) for f in _read_frames(port, 2)]
+        assert [style_of(f) for f in before] == [0, 0]
+        assert {f.info["style"] for f in before} == {"candy"}
 
         chrome.get(server.url)
         buttons = _wait(
@@ -184,15 +206,33 @@ def test_browser_switches_style_and_stream_follows(chrome: Any, tiny_gen: Any) -
             lambda: "selected" in (buttons[1].get_attribute("class") or ""),
             what="selection shown",
         )
-        after = _read_frames(port, 4)[1:]  # the first may still be in flight
-        for f in after:
-            assert _nearest(f, expected) == 1
-            assert _mae(f, expected[1]) < 4.0  # JPEG q95 of the engine's own output
+        # frames already captured/processed/published when the click landed keep the old
+        # style (at most one per stage); every frame after the first new one is the new style
+        after = [recorder.match(f) for f in _read_frames(port, 7)]
+        seen = [style_of(f) for f in after]
+        assert 1 in seen and seen.index(1) <= 3, seen
+        assert all(k == 1 for k in seen[seen.index(1) :]), seen
+        assert len({f.index for f in after}) == len(after)  # distinct (moving) frames
+        assert after[-1].info["style"] == "sketch"
 
         chrome.find_element(By.ID, "stylize").click()  # stylize off: the original comes through
         _wait(lambda: not settings.get().stylize, what="stylize off from the page")
-        original = _read_frames(port, 3)[-1]
-        assert _mae(original, content) < 4.0
+        shown = recorder.match(_read_frames(port, 5)[-1])
+        assert _mae(shown.image, source.render(shown.index)) == 0.0  # the original frame
+
+        chrome.execute_script(  # drag the strength slider
+            "const a = document.getElementById('alpha'); a.value = '0.5';"
+            "a.dispatchEvent(new Event('input', {bubbles: true}));"
+        )
+        _wait(lambda: settings.get().alpha == 0.5, what="strength from the slider")
+
+        chrome.get(server.url.replace("/?", "/view?"))  # the OBS Browser Source page
+        _wait(
+            lambda: chrome.execute_script(
+                "return document.getElementById('stream').naturalWidth === 64;"
+            ),
+            what="stream shown on /view",
+        )
     finally:
         stop.set()
         runner.join(10)
