@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -311,6 +312,7 @@ class VideoWriter:
         self.frames_written = 0
         self._last_end = 0  # end of the last written frame, in the spec's time base
         self._last_dts: int | None = None
+        self._durations: dict[int, int] = {}  # pts -> duration of frames in the encoder
         self._closed = False
 
     # -- setup --------------------------------------------------------------------------
@@ -384,7 +386,8 @@ class VideoWriter:
     # -- writing ------------------------------------------------------------------------
 
     def write(self, image: np.ndarray, pts: int, duration: int | None = None) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame at ``pts`` (in ``spec.time_base`` units)."""
+        """Encode one (H, W, 3) uint8 RGB frame at ``pts`` (in ``spec.time_base`` units);
+        ``duration`` (same units) sets how long it shows, which matters for the last frame."""
         h, w = image.shape[:2]
         if (w, h) != (self.spec.width, self.spec.height):
             raise ValueError(
@@ -395,28 +398,61 @@ class VideoWriter:
         frame.time_base = self.spec.time_base
         if duration:
             frame.duration = int(duration)
+            self._durations[int(pts)] = int(duration)
         self._pump(float(pts * self.spec.time_base))
         for packet in self.video.encode(frame):
             self._mux_video(packet)
         self.frames_written += 1
         self._last_end = int(pts) + int(duration or 0)
 
-    def write_packets(self, packets: Iterator[Any]) -> int:
-        """Mux already-encoded video packets (e.g. a resumed conversion's finished frames)
-        into the video stream before any ``write``; returns how many had a picture."""
+    @property
+    def end_pts(self) -> int:
+        """End (pts + duration) of the last frame written, in ``spec.time_base`` units."""
+        return self._last_end
+
+    def write_packets(self, packets: Iterable[Any], extradata: bytes | None = None) -> int:
+        """Mux already-encoded video packets (a resumed conversion's finished frames) before
+        any ``write``; returns how many were muxed. ``extradata`` (the packets' stream
+        headers) must equal this encoder's, else they could not be decoded here."""
+        if self.frames_written:
+            raise RuntimeError("write_packets must come before the first write")
+        self._out.start_encoding()
+        ours = bytes(self.video.codec_context.extradata or b"")
+        if extradata is not None and bytes(extradata) != ours:
+            raise OutputError(
+                "cannot resume: the finished part was encoded with different encoder "
+                "headers (another codec, size or encoder version)"
+            )
         n = 0
+        last_end = Fraction(0)
         for packet in packets:
-            if packet.dts is None or packet.size == 0:
+            if packet.dts is None or packet.pts is None or packet.size == 0:
                 continue
+            t = Fraction(packet.pts) * packet.time_base
+            last_end = max(last_end, t + Fraction(packet.duration or 0) * packet.time_base)
+            self._pump(float(t))
             packet.stream = self.video
-            self._pump(float(packet.pts * packet.time_base) if packet.pts is not None else 0.0)
             self._mux_video(packet)
             n += 1
         self.frames_written += n
+        self._last_end = math.ceil(last_end / self.spec.time_base)
         return n
 
     def _mux_video(self, packet: Any) -> None:
-        # Keep dts strictly rising across an encoder restart (resume); dts never exceeds pts.
+        """Mux one video packet in the stream's time base, with its frame's duration and a
+        strictly rising dts (an encoder restarted on resume may start below the copied part)."""
+        if packet.pts is not None and not packet.duration:
+            dur = self._durations.pop(int(packet.pts), 0)
+            if dur:
+                packet.duration = dur
+        tb_out = self.video.time_base
+        tb_in = packet.time_base
+        if tb_in is not None and tb_out is not None and tb_in != tb_out:
+            for name in ("pts", "dts", "duration"):
+                v = getattr(packet, name)
+                if v is not None:
+                    setattr(packet, name, round(Fraction(v) * tb_in / tb_out))
+            packet.time_base = tb_out
         if self._last_dts is not None and packet.dts is not None and packet.dts <= self._last_dts:
             packet.dts = self._last_dts + 1
         if packet.dts is not None:
