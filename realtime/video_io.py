@@ -18,10 +18,13 @@ Used by ``castrt convert`` and by the live pipeline's file source and recording 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import io
+import itertools
 import math
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -36,6 +39,7 @@ import numpy as np
 from models.errors import CastRTError, InputError
 
 Notice = Callable[[str], None]
+_REORDER_DEPTH = 4  # frames held back to put out-of-order timestamps right
 
 # Container-level metadata that belongs to a muxer, not to the content.
 _MUXER_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder"}
@@ -166,6 +170,25 @@ class VideoReader:
         except av.error.FFmpegError as e:
             self.stopped = StopInfo(n, 0.0, _short(e))
 
+    def _timed(self, first: av.VideoFrame, step: int) -> Iterator[tuple[av.VideoFrame, int]]:
+        """Frames with presentation timestamps that rise with display order.
+
+        Decoders emit frames in display order, but some containers (AVI with packed
+        B-frames) attach the timestamps out of order; a small sorting buffer gives the
+        k-th frame out the k-th smallest timestamp, which leaves well-formed streams as is.
+        """
+        frames: deque[av.VideoFrame] = deque()
+        stamps: list[int] = []
+        last: int | None = None
+        for frame in itertools.chain([first], self._frames):
+            last = _pts(frame, last, step)
+            heapq.heappush(stamps, last)
+            frames.append(frame)
+            if len(frames) > _REORDER_DEPTH:
+                yield frames.popleft(), heapq.heappop(stamps)
+        while frames:
+            yield frames.popleft(), heapq.heappop(stamps)
+
     def frames(self) -> Iterator[DecodedFrame]:
         """Yield every decodable frame once, in presentation order (a one-frame lookahead
         gives each frame its duration up to the next)."""
@@ -175,15 +198,13 @@ class VideoReader:
         default_dur = (
             max(1, round(1 / (self.info.rate * tb))) if self.info.rate else 1
         )  # one frame interval in tb units
-        prev: av.VideoFrame = self._first
+        timed = self._timed(self._first, default_dur)
         self._first = None
-        prev_pts = _pts(prev, None, default_dur)
+        prev, prev_pts = next(timed)
         index = 0
         last_dur = default_dur
-        for frame in self._frames:
-            pts = _pts(frame, prev_pts, default_dur)
-            if pts <= prev_pts:  # damaged or duplicate timestamps: keep order strictly rising
-                pts = prev_pts + 1
+        for frame, raw in timed:
+            pts = raw if raw > prev_pts else prev_pts + 1  # duplicates: keep rising
             last_dur = pts - prev_pts
             yield self._make(index, prev, prev_pts, last_dur)
             index += 1
