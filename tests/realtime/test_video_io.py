@@ -192,7 +192,7 @@ def test_reader_refuses_missing_and_non_media(tmp_path: Path) -> None:
         VideoReader(tmp_path / "missing.mp4")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"this is not a video\n" * 50)
-    with pytest.raises(InputError, match="not a readable media file|no decodable"):
+    with pytest.raises(InputError, match=r"not a readable media file|no decodable"):
         VideoReader(junk)
     img = tmp_path / "text.avi"
     img.write_text("hello")
