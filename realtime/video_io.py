@@ -104,6 +104,18 @@ class StopInfo:
         return f"stopped at frame {self.frame} / {self.time_s:.3f} s ({self.reason})"
 
 
+_TO_ANNEXB = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def _filtered(bsf: Any, packets: Iterable[Any]) -> Iterator[Any]:
+    for p in packets:
+        tb = p.time_base
+        for q in bsf.filter(p):
+            q.time_base = q.time_base or tb
+            yield q
+    yield from bsf.filter(None)
+
+
 def _open_input(path: Path) -> Any:
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -344,25 +356,9 @@ class VideoWriter:
 
     def _setup(self) -> None:
         spec, out = self.spec, self._out
-        stream: Any
-        try:
-            stream = out.add_stream(spec.codec, rate=spec.rate) if spec.rate else None
-            if stream is None:
-                stream = out.add_stream(spec.codec)
-        except (av.error.FFmpegError, ValueError) as e:
-            raise OutputError(f"cannot use video codec {spec.codec}: {_short(e)}") from e
-        pix, note = choose_pix_fmt(spec.codec, spec.width, spec.height, spec.pix_fmt)
+        stream, note = _add_video_stream(out, spec)
         if note:
             self._notify(note)
-        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, pix
-        stream.time_base = spec.time_base
-        stream.codec_context.time_base = spec.time_base
-        opts = dict(spec.options)
-        if spec.codec in _CRF_PRESET_CODECS | _CRF_CODECS and spec.crf is not None:
-            opts.setdefault("crf", str(spec.crf))
-        if spec.codec in _CRF_PRESET_CODECS and spec.preset:
-            opts.setdefault("preset", spec.preset)
-        stream.codec_context.options = opts
         if spec.rotation:
             stream.set_display_rotation(spec.rotation)
         self.video: Any = stream
@@ -421,29 +417,39 @@ class VideoWriter:
             frame.duration = int(duration)
             self._durations[int(pts)] = int(duration)
         self._pump(float(pts * self.spec.time_base))
-        for packet in self.video.encode(frame):
-            self._mux_video(packet)
+        self._encode(frame)
         self.frames_written += 1
         self._last_end = int(pts) + int(duration or 0)
+
+    @property
+    def format_name(self) -> str:
+        """The output muxer's name (mp4, matroska, ...)."""
+        return str(self._out.format.name)
 
     @property
     def end_pts(self) -> int:
         """End (pts + duration) of the last frame written, in ``spec.time_base`` units."""
         return self._last_end
 
-    def write_packets(self, packets: Iterable[Any], extradata: bytes | None = None) -> int:
+    def write_packets(self, packets: Iterable[Any], source: Any = None) -> int:
         """Mux already-encoded video packets (a resumed conversion's finished frames) before
-        any ``write``; returns how many were muxed. ``extradata`` (the packets' stream
-        headers) must equal this encoder's, else they could not be decoded here."""
+        any ``write``; returns how many were muxed. They must come from this writer's codec
+        settings (compare ``muxed_extradata``). ``source`` is the packets' stream: H.264/HEVC
+        packets stored length-prefixed (MP4, MKV) are turned back into the Annex B form the
+        encoder emits, which the muxer expects; the coded pictures are not changed."""
         if self.frames_written:
             raise RuntimeError("write_packets must come before the first write")
         self._out.start_encoding()
-        ours = bytes(self.video.codec_context.extradata or b"")
-        if extradata is not None and bytes(extradata) != ours:
-            raise OutputError(
-                "cannot resume: the finished part was encoded with different encoder "
-                "headers (another codec, size or encoder version)"
-            )
+        bsf: Any = None
+        if source is not None:
+            name = source.codec_context.name
+            extradata = bytes(source.codec_context.extradata or b"")
+            if name in _TO_ANNEXB and extradata[:1] == b"\x01":
+                from av.bitstream import BitStreamFilterContext
+
+                bsf = BitStreamFilterContext(_TO_ANNEXB[name], source)
+        if bsf is not None:
+            packets = _filtered(bsf, packets)
         n = 0
         last_end = Fraction(0)
         for packet in packets:
@@ -458,6 +464,10 @@ class VideoWriter:
         self.frames_written += n
         self._last_end = math.ceil(last_end / self.spec.time_base)
         return n
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        for packet in self.video.encode(frame):
+            self._mux_video(packet)
 
     def _mux_video(self, packet: Any) -> None:
         """Mux one video packet in the stream's time base, with its frame's duration and a
@@ -516,8 +526,7 @@ class VideoWriter:
                     self._notify(f"skipped an undecodable audio packet: {_short(e)}")
 
     def _finish(self, until_s: float | None) -> None:
-        for packet in self.video.encode(None):
-            self._mux_video(packet)
+        self._encode(None)
         self._pump(until_s)
         for s in self._reencode.values():
             for q in s.encode(None):
@@ -567,6 +576,51 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _add_video_stream(out: Any, spec: WriterSpec) -> tuple[Any, str]:
+    """Add and configure the encoder stream for ``spec``; returns it and a notice ('' if none)."""
+    stream: Any
+    try:
+        stream = out.add_stream(spec.codec, rate=spec.rate) if spec.rate else None
+        if stream is None:
+            stream = out.add_stream(spec.codec)
+    except (av.error.FFmpegError, ValueError) as e:
+        raise OutputError(f"cannot use video codec {spec.codec}: {_short(e)}") from e
+    pix, note = choose_pix_fmt(spec.codec, spec.width, spec.height, spec.pix_fmt)
+    stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, pix
+    stream.time_base = spec.time_base
+    stream.codec_context.time_base = spec.time_base
+    stream.codec_context.options = _encoder_options(spec)
+    return stream, note
+
+
+def _encoder_options(spec: WriterSpec) -> dict[str, str]:
+    opts = dict(spec.options)
+    if spec.codec in _CRF_PRESET_CODECS | _CRF_CODECS and spec.crf is not None:
+        opts.setdefault("crf", str(spec.crf))
+    if spec.codec in _CRF_PRESET_CODECS and spec.preset:
+        opts.setdefault("preset", spec.preset)
+    return opts
+
+
+def muxed_extradata(spec: WriterSpec, container_format: str) -> bytes:
+    """The codec header bytes a ``container_format`` file written with ``spec`` stores (one
+    black frame encoded in memory). Equal headers mean packets of such a file can be spliced
+    into a new one (``VideoWriter.write_packets``)."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container_format) as out:
+        stream, _ = _add_video_stream(out, spec)
+        frame = av.VideoFrame.from_ndarray(
+            np.zeros((spec.height, spec.width, 3), np.uint8), format="rgb24"
+        )
+        frame.pts = 0
+        frame.time_base = spec.time_base
+        for p in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(p)
+    buf.seek(0)
+    with av.open(buf, mode="r") as c:
+        return bytes(c.streams.video[0].codec_context.extradata or b"")
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:

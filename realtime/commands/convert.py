@@ -56,6 +56,7 @@ from realtime.video_io import (
     VideoWriter,
     WriterSpec,
     check_output_path,
+    muxed_extradata,
     partial_path,
 )
 
@@ -259,7 +260,8 @@ class Converter:
             copy_from=src,
         )
         t_start = time.perf_counter()
-        writer = VideoWriter(dst, spec, overwrite=True)  # existence was checked above
+        # existence was checked above; a resumed run splices the finished part's packets
+        writer = VideoWriter(dst, spec, overwrite=True)
         times = StageTimes()
         kept_pts: list[Fraction] = []
         try:
@@ -406,9 +408,14 @@ class Converter:
             with av.open(str(prev)) as c:
                 vs = c.streams.video[0]
                 extradata = bytes(vs.codec_context.extradata or b"")
+                if extradata != muxed_extradata(writer.spec, writer.format_name):
+                    raise OutputError(
+                        f"cannot resume from {prev}: it was encoded with other codec headers "
+                        "(another codec, size or encoder version); use --overwrite to start again"
+                    )
                 packets = [p for p in c.demux(vs) if p.dts is not None and p.pts is not None]
                 pts = sorted(Fraction(p.pts or 0) * p.time_base for p in packets)
-                n = writer.write_packets(packets, extradata)
+                n = writer.write_packets(packets, vs)
         except (av.error.FFmpegError, IndexError) as e:
             raise OutputError(
                 f"cannot resume from {prev}: {e} (use --overwrite to start again)"
