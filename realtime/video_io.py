@@ -45,6 +45,18 @@ _REORDER_DEPTH = 4  # frames held back to put out-of-order timestamps right
 _MUXER_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 # Codecs whose encoders take ``crf`` and ``preset`` options.
 _CRF_PRESET_CODECS = {"libx264", "libx264rgb", "libx265"}
+# x264 preset names → NVENC presets (p1 fastest … p7 best); p-names pass through.
+_NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p3",
+    "medium": "p4",
+    "slow": "p5",
+    "slower": "p6",
+    "veryslow": "p7",
+}
 _CRF_CODECS = {"libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1"}
 
 
@@ -601,6 +613,12 @@ def _encoder_options(spec: WriterSpec) -> dict[str, str]:
         opts.setdefault("crf", str(spec.crf))
     if spec.codec in _CRF_PRESET_CODECS and spec.preset:
         opts.setdefault("preset", spec.preset)
+    if spec.codec.endswith("_nvenc"):  # NVIDIA: constant quality ``cq`` plays the role of crf
+        if spec.crf is not None:
+            opts.setdefault("rc", "vbr")
+            opts.setdefault("cq", str(spec.crf))
+        if spec.preset:
+            opts.setdefault("preset", _NVENC_PRESETS.get(spec.preset, spec.preset))
     return opts
 
 

@@ -45,7 +45,7 @@ from realtime.commands.common import (
     unit_interval,
 )
 from realtime.commands.stylize import DEFAULT_MAX_SIDE, StillOptions, stylize_rgb
-from realtime.engine import EngineConfig, StylizeEngine
+from realtime.engine import COMPILE_MODES, PRECISIONS, EngineConfig, StylizeEngine
 from realtime.images import is_image_path, read_image, write_image
 from realtime.styles import DEFAULT_STYLE_SIZE, StyleBank, default_cache_dir
 from realtime.temporal import STRATEGIES, make_strategy
@@ -75,6 +75,8 @@ class ConvertOptions:
     alpha: float = 1.0
     preserve_color: bool = False
     resolution: int = 0
+    precision: str = "fp32"
+    compile: str = "off"
     temporal: str = "off"
     batch: int = 4
     codec: str = "libx264"
@@ -183,7 +185,15 @@ class Converter:
         self.gen = gen
         self.code = code
         self.opts = opts
-        self.engine = StylizeEngine(gen, EngineConfig(device=device, resolution=opts.resolution))
+        self.engine = StylizeEngine(
+            gen,
+            EngineConfig(
+                device=device,
+                resolution=opts.resolution,
+                precision=opts.precision,
+                compile=opts.compile,
+            ),
+        )
         self.settings_id = settings_id or settings_key(opts, {})
         self.stop = threading.Event()
 
@@ -655,10 +665,13 @@ def run(args: argparse.Namespace) -> int:
     if args.resolution < 0:
         raise InputError(f"--resolution must be >= 0, got {args.resolution}")
     make_strategy(args.temporal)  # refuse an unknown name before loading anything
+    device = resolve_device(args.device)
     opts = ConvertOptions(
         alpha=args.alpha,
         preserve_color=args.preserve_color,
         resolution=args.resolution,
+        precision=args.precision or ("auto" if device.type == "cuda" else "fp32"),
+        compile=args.compile,
         temporal=args.temporal,
         batch=args.batch,
         codec=args.codec,
@@ -682,7 +695,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         if output.exists() and not output.is_dir():
             raise OutputError(f"output must be a folder for several inputs: {output}")
-    device = resolve_device(args.device)
     gen = build_generator(args, device)
     bank = StyleBank(gen, args.style_size, None if args.no_cache else default_cache_dir())
     weights = parse_weights(args.weights)
@@ -798,6 +810,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PX",
         help="processing shorter side for videos; output keeps the source size "
         "(0: native, the default)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=PRECISIONS,
+        help="engine precision (default: fp16 on CUDA, fp32 on CPU; auto also picks bf16 on "
+        "CPUs with native bf16)",
+    )
+    p.add_argument(
+        "--compile",
+        default="off",
+        choices=COMPILE_MODES,
+        help="torch.compile mode for the engine (default off)",
     )
     p.add_argument(
         "--temporal",
