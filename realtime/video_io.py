@@ -150,10 +150,11 @@ class VideoReader:
     def __init__(self, path: str | Path, *, threaded: bool = True) -> None:
         self.path = Path(path)
         self._container = _open_input(self.path)
-        if not self._container.streams.video:
+        main = main_video_stream(self._container)
+        if main is None:
             self._container.close()
             raise InputError(f"no video stream in {self.path}")
-        self.stream = self._container.streams.video[0]
+        self.stream = main
         if threaded:
             self.stream.thread_type = "AUTO"
         self.stopped: StopInfo | None = None
@@ -269,6 +270,14 @@ def _pts(frame: av.VideoFrame, prev: int | None, step: int) -> int:
     if frame.dts is not None:
         return int(frame.dts)
     return 0 if prev is None else prev + step
+
+
+def main_video_stream(container: Any) -> Any:
+    """The first video stream that is not an attached picture (cover art); None if none."""
+    for s in container.streams.video:
+        if not s.disposition & av.stream.Disposition.attached_pic:
+            return s
+    return None
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -387,13 +396,12 @@ class VideoWriter:
         self._src = src
         fmt = self._out.format.name
         accepted = self._out.supported_codecs
-        video_seen = False
+        main = main_video_stream(src)
         for s in src.streams:
             name = s.codec_context.name if s.codec_context else "unknown"
             if s.type == "video":
-                if video_seen or s.disposition & av.stream.Disposition.attached_pic:
+                if main is None or s.index != main.index:
                     self._notify(f"dropped extra video stream #{s.index} ({name})")
-                video_seen = True
                 continue
             if s.type in ("audio", "subtitle", "data") and _can_mux(fmt, s, accepted):
                 o = self._out.add_stream_from_template(s)

@@ -153,6 +153,21 @@ def test_audio_the_container_refuses_is_reencoded_to_aac_with_notice(tmp_path: P
         assert [s.codec_context.name for s in c.streams.audio] == ["aac"]
 
 
+def test_subtitles_copied_where_the_container_takes_them_else_dropped(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "subs.mkv", frames=8, audio="aac", subtitles=True)
+    assert packets_bytes(src, "subtitle") == [[b"first line", b"second line"]]
+    kept = tmp_path / "out.mkv"
+    _, w = copy_through(src, kept)
+    assert packets_bytes(kept, "subtitle") == packets_bytes(src, "subtitle")
+    assert packets_bytes(kept) == packets_bytes(src)
+    assert not w.notices
+    dropped = tmp_path / "out.mp4"
+    _, w = copy_through(src, dropped)
+    assert packets_bytes(dropped, "subtitle") == []
+    assert any("dropped subtitle stream" in n for n in w.notices)
+    assert packets_bytes(dropped) == packets_bytes(src)
+
+
 def test_abort_leaves_a_playable_partial_file(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "a.mp4", frames=10, audio="aac")
     dst = tmp_path / "out.mp4"

@@ -33,6 +33,7 @@ def make_clip(
     last_duration: int | None = None,
     rotation: int = 0,
     metadata: dict[str, str] | None = None,
+    subtitles: bool = False,
 ) -> Path:
     """Write a test clip; ``pts`` (in ``time_base``) defaults to 0, 1, 2, ... frames."""
     w, h = size
@@ -53,7 +54,17 @@ def make_clip(
         if audio:
             aus = out.add_stream(audio, rate=8000 if audio == "pcm_u8" else 44100)
             aus.layout = "mono"
+        subs = out.add_mux_stream("subrip") if subtitles else None
         end_s = float((stamps[-1] + (last_duration or 1)) * time_base)
+        if subs is not None:
+            out.start_encoding()
+            for k, text in enumerate((b"first line", b"second line")):
+                sp = av.Packet(text)
+                sp.stream = subs
+                sp.time_base = Fraction(1, 1000)
+                sp.pts = sp.dts = k * 200
+                sp.duration = 150
+                out.mux(sp)
         if aus is not None:
             sr = aus.codec_context.sample_rate
             n = int(end_s * sr)
