@@ -240,3 +240,30 @@ def test_corrupt_input_converts_what_decodes(tmp_path: Path) -> None:
     assert 0 < n <= 30
     if r.stopped is not None:
         assert r.stopped.frame == n and "stopped at frame" in str(r.stopped)
+
+
+def test_cover_art_is_not_the_video_and_is_dropped_with_notice(tmp_path: Path) -> None:
+    src = tmp_path / "cover.mp4"
+    with av.open(str(src), "w") as o:
+        cover = o.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        v = o.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        pic = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")
+        pic.pts = 0
+        for p in [*cover.encode(pic), *cover.encode(None)]:
+            o.mux(p)
+        for i in range(5):
+            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                o.mux(p)
+        for p in v.encode(None):
+            o.mux(p)
+    with VideoReader(src) as r:
+        assert (r.info.width, r.info.height) == (32, 32)
+        assert len(list(r.frames())) == 5
+    _, w = copy_through(src, tmp_path / "out.mp4")
+    assert any("dropped extra video stream" in n for n in w.notices)
+    assert len(frame_times(tmp_path / "out.mp4")) == 5
