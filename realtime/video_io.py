@@ -2,7 +2,8 @@
 
 Used by ``castrt convert`` and by the live pipeline's file source and recording sink.
 
-* ``VideoReader(path)`` decodes the first video stream with threaded decoding and yields
+* ``VideoReader(path)`` decodes the first video stream (cover art skipped) with threaded
+  decoding (``frames()`` may be iterated once) and yields
   ``DecodedFrame`` objects: uint8 RGB pixels (H, W, 3) with the exact ``pts`` in the stream's
   ``time_base`` and each frame's ``duration`` (the gap to the next frame; the last frame keeps
   the decoder's duration). ``reader.info`` holds size, rate, time base, frame count and
@@ -13,6 +14,10 @@ Used by ``castrt convert`` and by the live pipeline's file source and recording 
   accepts them (audio otherwise re-encoded to AAC, others dropped, each with a notice), and
   keeps metadata and rotation. It writes to ``partial_path(path)`` and renames on ``close()``;
   ``abort()`` finalises a playable file at the partial path holding every frame written.
+  ``write_packets`` splices already-encoded packets (resume) before the first ``write``;
+  ``muxed_extradata(spec, format)`` tells whether such packets fit this encoder's headers.
+* Errors: ``InputError`` (missing, not media, no video) and ``OutputError`` (exists without
+  overwrite, folder missing or read-only, unusable codec), each with a one-line message.
 """
 
 from __future__ import annotations
