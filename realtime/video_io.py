@@ -2,7 +2,8 @@
 
 Used by ``castrt convert`` and by the live pipeline's file source and recording sink.
 
-* ``VideoReader(path)`` decodes the first video stream with threaded decoding and yields
+* ``VideoReader(path)`` decodes the first video stream (cover art skipped) with threaded
+  decoding (``frames()`` may be iterated once) and yields
   ``DecodedFrame`` objects: uint8 RGB pixels (H, W, 3) with the exact ``pts`` in the stream's
   ``time_base`` and each frame's ``duration`` (the gap to the next frame; the last frame keeps
   the decoder's duration). ``reader.info`` holds size, rate, time base, frame count and
@@ -13,15 +14,23 @@ Used by ``castrt convert`` and by the live pipeline's file source and recording 
   accepts them (audio otherwise re-encoded to AAC, others dropped, each with a notice), and
   keeps metadata and rotation. It writes to ``partial_path(path)`` and renames on ``close()``;
   ``abort()`` finalises a playable file at the partial path holding every frame written.
+  ``write_packets`` splices already-encoded packets (resume) before the first ``write``;
+  ``muxed_extradata(spec, format)`` tells whether such packets fit this encoder's headers.
+* Errors: ``InputError`` (missing, not media, no video) and ``OutputError`` (exists without
+  overwrite, folder missing or read-only, unusable codec), each with a one-line message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import io
+import itertools
+import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -35,11 +44,24 @@ import numpy as np
 from models.errors import CastRTError, InputError
 
 Notice = Callable[[str], None]
+_REORDER_DEPTH = 4  # frames held back to put out-of-order timestamps right
 
 # Container-level metadata that belongs to a muxer, not to the content.
 _MUXER_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 # Codecs whose encoders take ``crf`` and ``preset`` options.
 _CRF_PRESET_CODECS = {"libx264", "libx264rgb", "libx265"}
+# x264 preset names → NVENC presets (p1 fastest … p7 best); p-names pass through.
+_NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p3",
+    "medium": "p4",
+    "slow": "p5",
+    "slower": "p6",
+    "veryslow": "p7",
+}
 _CRF_CODECS = {"libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1"}
 
 
@@ -99,6 +121,18 @@ class StopInfo:
         return f"stopped at frame {self.frame} / {self.time_s:.3f} s ({self.reason})"
 
 
+_TO_ANNEXB = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def _filtered(bsf: Any, packets: Iterable[Any]) -> Iterator[Any]:
+    for p in packets:
+        tb = p.time_base
+        for q in bsf.filter(p):
+            q.time_base = q.time_base or tb
+            yield q
+    yield from bsf.filter(None)
+
+
 def _open_input(path: Path) -> Any:
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -121,10 +155,11 @@ class VideoReader:
     def __init__(self, path: str | Path, *, threaded: bool = True) -> None:
         self.path = Path(path)
         self._container = _open_input(self.path)
-        if not self._container.streams.video:
+        main = main_video_stream(self._container)
+        if main is None:
             self._container.close()
             raise InputError(f"no video stream in {self.path}")
-        self.stream = self._container.streams.video[0]
+        self.stream = main
         if threaded:
             self.stream.thread_type = "AUTO"
         self.stopped: StopInfo | None = None
@@ -165,6 +200,25 @@ class VideoReader:
         except av.error.FFmpegError as e:
             self.stopped = StopInfo(n, 0.0, _short(e))
 
+    def _timed(self, first: av.VideoFrame, step: int) -> Iterator[tuple[av.VideoFrame, int]]:
+        """Frames with presentation timestamps that rise with display order.
+
+        Decoders emit frames in display order, but some containers (AVI with packed
+        B-frames) attach the timestamps out of order; a small sorting buffer gives the
+        k-th frame out the k-th smallest timestamp, which leaves well-formed streams as is.
+        """
+        frames: deque[av.VideoFrame] = deque()
+        stamps: list[int] = []
+        last: int | None = None
+        for frame in itertools.chain([first], self._frames):
+            last = _pts(frame, last, step)
+            heapq.heappush(stamps, last)
+            frames.append(frame)
+            if len(frames) > _REORDER_DEPTH:
+                yield frames.popleft(), heapq.heappop(stamps)
+        while frames:
+            yield frames.popleft(), heapq.heappop(stamps)
+
     def frames(self) -> Iterator[DecodedFrame]:
         """Yield every decodable frame once, in presentation order (a one-frame lookahead
         gives each frame its duration up to the next)."""
@@ -174,15 +228,13 @@ class VideoReader:
         default_dur = (
             max(1, round(1 / (self.info.rate * tb))) if self.info.rate else 1
         )  # one frame interval in tb units
-        prev: av.VideoFrame = self._first
+        timed = self._timed(self._first, default_dur)
         self._first = None
-        prev_pts = _pts(prev, None, default_dur)
+        prev, prev_pts = next(timed)
         index = 0
         last_dur = default_dur
-        for frame in self._frames:
-            pts = _pts(frame, prev_pts, default_dur)
-            if pts <= prev_pts:  # damaged or duplicate timestamps: keep order strictly rising
-                pts = prev_pts + 1
+        for frame, raw in timed:
+            pts = raw if raw > prev_pts else prev_pts + 1  # duplicates: keep rising
             last_dur = pts - prev_pts
             yield self._make(index, prev, prev_pts, last_dur)
             index += 1
@@ -223,6 +275,14 @@ def _pts(frame: av.VideoFrame, prev: int | None, step: int) -> int:
     if frame.dts is not None:
         return int(frame.dts)
     return 0 if prev is None else prev + step
+
+
+def main_video_stream(container: Any) -> Any:
+    """The first video stream that is not an attached picture (cover art); None if none."""
+    for s in container.streams.video:
+        if not s.disposition & av.stream.Disposition.attached_pic:
+            return s
+    return None
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -311,6 +371,7 @@ class VideoWriter:
         self.frames_written = 0
         self._last_end = 0  # end of the last written frame, in the spec's time base
         self._last_dts: int | None = None
+        self._durations: dict[int, int] = {}  # pts -> duration of frames in the encoder
         self._closed = False
 
     # -- setup --------------------------------------------------------------------------
@@ -321,25 +382,9 @@ class VideoWriter:
 
     def _setup(self) -> None:
         spec, out = self.spec, self._out
-        stream: Any
-        try:
-            stream = out.add_stream(spec.codec, rate=spec.rate) if spec.rate else None
-            if stream is None:
-                stream = out.add_stream(spec.codec)
-        except (av.error.FFmpegError, ValueError) as e:
-            raise OutputError(f"cannot use video codec {spec.codec}: {_short(e)}") from e
-        pix, note = choose_pix_fmt(spec.codec, spec.width, spec.height, spec.pix_fmt)
+        stream, note = _add_video_stream(out, spec)
         if note:
             self._notify(note)
-        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, pix
-        stream.time_base = spec.time_base
-        stream.codec_context.time_base = spec.time_base
-        opts = dict(spec.options)
-        if spec.codec in _CRF_PRESET_CODECS | _CRF_CODECS and spec.crf is not None:
-            opts.setdefault("crf", str(spec.crf))
-        if spec.codec in _CRF_PRESET_CODECS and spec.preset:
-            opts.setdefault("preset", spec.preset)
-        stream.codec_context.options = opts
         if spec.rotation:
             stream.set_display_rotation(spec.rotation)
         self.video: Any = stream
@@ -356,13 +401,12 @@ class VideoWriter:
         self._src = src
         fmt = self._out.format.name
         accepted = self._out.supported_codecs
-        video_seen = False
+        main = main_video_stream(src)
         for s in src.streams:
             name = s.codec_context.name if s.codec_context else "unknown"
             if s.type == "video":
-                if video_seen or s.disposition & av.stream.Disposition.attached_pic:
+                if main is None or s.index != main.index:
                     self._notify(f"dropped extra video stream #{s.index} ({name})")
-                video_seen = True
                 continue
             if s.type in ("audio", "subtitle", "data") and _can_mux(fmt, s, accepted):
                 o = self._out.add_stream_from_template(s)
@@ -384,7 +428,8 @@ class VideoWriter:
     # -- writing ------------------------------------------------------------------------
 
     def write(self, image: np.ndarray, pts: int, duration: int | None = None) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame at ``pts`` (in ``spec.time_base`` units)."""
+        """Encode one (H, W, 3) uint8 RGB frame at ``pts`` (in ``spec.time_base`` units);
+        ``duration`` (same units) sets how long it shows, which matters for the last frame."""
         h, w = image.shape[:2]
         if (w, h) != (self.spec.width, self.spec.height):
             raise ValueError(
@@ -395,28 +440,75 @@ class VideoWriter:
         frame.time_base = self.spec.time_base
         if duration:
             frame.duration = int(duration)
+            self._durations[int(pts)] = int(duration)
         self._pump(float(pts * self.spec.time_base))
-        for packet in self.video.encode(frame):
-            self._mux_video(packet)
+        self._encode(frame)
         self.frames_written += 1
         self._last_end = int(pts) + int(duration or 0)
 
-    def write_packets(self, packets: Iterator[Any]) -> int:
-        """Mux already-encoded video packets (e.g. a resumed conversion's finished frames)
-        into the video stream before any ``write``; returns how many had a picture."""
+    @property
+    def format_name(self) -> str:
+        """The output muxer's name (mp4, matroska, ...)."""
+        return str(self._out.format.name)
+
+    @property
+    def end_pts(self) -> int:
+        """End (pts + duration) of the last frame written, in ``spec.time_base`` units."""
+        return self._last_end
+
+    def write_packets(self, packets: Iterable[Any], source: Any = None) -> int:
+        """Mux already-encoded video packets (a resumed conversion's finished frames) before
+        any ``write``; returns how many were muxed. They must come from this writer's codec
+        settings (compare ``muxed_extradata``). ``source`` is the packets' stream: H.264/HEVC
+        packets stored length-prefixed (MP4, MKV) are turned back into the Annex B form the
+        encoder emits, which the muxer expects; the coded pictures are not changed."""
+        if self.frames_written:
+            raise RuntimeError("write_packets must come before the first write")
+        self._out.start_encoding()
+        bsf: Any = None
+        if source is not None:
+            name = source.codec_context.name
+            extradata = bytes(source.codec_context.extradata or b"")
+            if name in _TO_ANNEXB and extradata[:1] == b"\x01":
+                from av.bitstream import BitStreamFilterContext
+
+                bsf = BitStreamFilterContext(_TO_ANNEXB[name], source)
+        if bsf is not None:
+            packets = _filtered(bsf, packets)
         n = 0
+        last_end = Fraction(0)
         for packet in packets:
-            if packet.dts is None or packet.size == 0:
+            if packet.dts is None or packet.pts is None or packet.size == 0:
                 continue
+            t = Fraction(packet.pts) * packet.time_base
+            last_end = max(last_end, t + Fraction(packet.duration or 0) * packet.time_base)
+            self._pump(float(t))
             packet.stream = self.video
-            self._pump(float(packet.pts * packet.time_base) if packet.pts is not None else 0.0)
             self._mux_video(packet)
             n += 1
         self.frames_written += n
+        self._last_end = math.ceil(last_end / self.spec.time_base)
         return n
 
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        for packet in self.video.encode(frame):
+            self._mux_video(packet)
+
     def _mux_video(self, packet: Any) -> None:
-        # Keep dts strictly rising across an encoder restart (resume); dts never exceeds pts.
+        """Mux one video packet in the stream's time base, with its frame's duration and a
+        strictly rising dts (an encoder restarted on resume may start below the copied part)."""
+        if packet.pts is not None and not packet.duration:
+            dur = self._durations.pop(int(packet.pts), 0)
+            if dur:
+                packet.duration = dur
+        tb_out = self.video.time_base
+        tb_in = packet.time_base
+        if tb_in is not None and tb_out is not None and tb_in != tb_out:
+            for name in ("pts", "dts", "duration"):
+                v = getattr(packet, name)
+                if v is not None:
+                    setattr(packet, name, round(Fraction(v) * tb_in / tb_out))
+            packet.time_base = tb_out
         if self._last_dts is not None and packet.dts is not None and packet.dts <= self._last_dts:
             packet.dts = self._last_dts + 1
         if packet.dts is not None:
@@ -459,8 +551,7 @@ class VideoWriter:
                     self._notify(f"skipped an undecodable audio packet: {_short(e)}")
 
     def _finish(self, until_s: float | None) -> None:
-        for packet in self.video.encode(None):
-            self._mux_video(packet)
+        self._encode(None)
         self._pump(until_s)
         for s in self._reencode.values():
             for q in s.encode(None):
@@ -510,6 +601,57 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _add_video_stream(out: Any, spec: WriterSpec) -> tuple[Any, str]:
+    """Add and configure the encoder stream for ``spec``; returns it and a notice ('' if none)."""
+    stream: Any
+    try:
+        stream = out.add_stream(spec.codec, rate=spec.rate) if spec.rate else None
+        if stream is None:
+            stream = out.add_stream(spec.codec)
+    except (av.error.FFmpegError, ValueError) as e:
+        raise OutputError(f"cannot use video codec {spec.codec}: {_short(e)}") from e
+    pix, note = choose_pix_fmt(spec.codec, spec.width, spec.height, spec.pix_fmt)
+    stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, pix
+    stream.time_base = spec.time_base
+    stream.codec_context.time_base = spec.time_base
+    stream.codec_context.options = _encoder_options(spec)
+    return stream, note
+
+
+def _encoder_options(spec: WriterSpec) -> dict[str, str]:
+    opts = dict(spec.options)
+    if spec.codec in _CRF_PRESET_CODECS | _CRF_CODECS and spec.crf is not None:
+        opts.setdefault("crf", str(spec.crf))
+    if spec.codec in _CRF_PRESET_CODECS and spec.preset:
+        opts.setdefault("preset", spec.preset)
+    if spec.codec.endswith("_nvenc"):  # NVIDIA: constant quality ``cq`` plays the role of crf
+        if spec.crf is not None:
+            opts.setdefault("rc", "vbr")
+            opts.setdefault("cq", str(spec.crf))
+        if spec.preset:
+            opts.setdefault("preset", _NVENC_PRESETS.get(spec.preset, spec.preset))
+    return opts
+
+
+def muxed_extradata(spec: WriterSpec, container_format: str) -> bytes:
+    """The codec header bytes a ``container_format`` file written with ``spec`` stores (one
+    black frame encoded in memory). Equal headers mean packets of such a file can be spliced
+    into a new one (``VideoWriter.write_packets``)."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container_format) as out:
+        stream, _ = _add_video_stream(out, spec)
+        frame = av.VideoFrame.from_ndarray(
+            np.zeros((spec.height, spec.width, 3), np.uint8), format="rgb24"
+        )
+        frame.pts = 0
+        frame.time_base = spec.time_base
+        for p in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(p)
+    buf.seek(0)
+    with av.open(buf, mode="r") as c:
+        return bytes(c.streams.video[0].codec_context.extradata or b"")
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
