@@ -24,9 +24,9 @@ class DataConfig:
     pin_memory: bool = True
 
     def __post_init__(self) -> None:
-        if self.crop_size < 16 or self.load_size < self.crop_size:
+        if self.crop_size < 32 or self.load_size < self.crop_size:
             raise ValueError(
-                f"need 16 <= crop_size <= load_size, got crop {self.crop_size}, load {self.load_size}"
+                f"need 32 <= crop_size <= load_size, got crop {self.crop_size}, load {self.load_size}"
             )
         if self.num_workers < 0 or self.min_side < 1:
             raise ValueError("num_workers must be >= 0 and min_side >= 1")

@@ -93,7 +93,7 @@ def scan_images(root: Path, role: str, min_side: int) -> ImageList:
 
 def to_unit_tensor(rgb: np.ndarray) -> Tensor:
     """uint8 (H, W, 3) RGB → float (3, H, W) in [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
+    t = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float()
     return t / 127.5 - 1.0
 
 

@@ -1,0 +1,84 @@
+"""``castrt train``: one-line errors for bad data folders; export round trip into load_generator."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import load_generator
+from realtime.cli import main
+from realtime.commands.train import export_generator, export_official
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "models" / "training"))
+from trainhelp import make_folder, tiny_config  # noqa: E402
+
+
+def _castrt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "train", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "folder not found"),
+        ("empty", "folder is empty"),
+        ("text", "no image files"),
+        ("broken", "none of the 1 image files is usable"),
+    ],
+)
+def test_bad_content_folder_is_one_line_error(
+    tmp_path: Path, setup: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = tmp_path / "content"
+    if setup != "missing":
+        content.mkdir()
+    if setup == "text":
+        (content / "readme.txt").write_text("x")
+    if setup == "broken":
+        (content / "x.jpg").write_bytes(b"garbage")
+    style = make_folder(tmp_path / "style", 1, seed=0)
+    code = main(["train", "--content", str(content), "--style", str(style), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--content" in lines[0], err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_bad_config_key_and_export_without_run(tmp_path: Path) -> None:
+    style = make_folder(tmp_path / "style", 1, seed=0)
+    proc = _castrt("--content", str(style), "--style", str(style), "--out", str(tmp_path / "r"),
+                   "--set", "loss.nope=1")  # fmt: skip
+    assert proc.returncode == 1 and "unknown key" in proc.stderr
+    proc = _castrt("export", str(tmp_path / "r"), "-o", str(tmp_path / "m.safetensors"))
+    assert proc.returncode == 1 and "no training checkpoint" in proc.stderr
+
+
+def test_help_lists_options() -> None:
+    proc = _castrt("--help")
+    assert proc.returncode == 0 and "--content" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_export_round_trip(tmp_path: Path) -> None:
+    from models.training.trainer import Trainer
+
+    a = make_folder(tmp_path / "a", 1, seed=0)
+    t = Trainer(tiny_config(steps=1), a, a, tmp_path / "run", progress=False)
+    t.save()
+    out = export_generator(tmp_path / "run", tmp_path / "model.safetensors")
+    gen = load_generator(out)
+    assert gen.dec_a is not None
+    torch.testing.assert_close(gen.encoder.state_dict()["enc_4.11.weight"], t.nets.ae.state_dict()["enc_4.11.weight"])
+    torch.testing.assert_close(gen.dec_b.state_dict()["decoder.1.weight"], t.nets.dec_b.state_dict()["decoder.1.weight"])
+    official = export_official(tmp_path / "run", tmp_path / "official")
+    assert sorted(p.name for p in official)[0] == "latest_net_AE.pth"
+    gen2 = load_generator(tmp_path / "official")
+    torch.testing.assert_close(gen2.dec_b.state_dict()["decoder.28.bias"], t.nets.dec_b.state_dict()["decoder.28.bias"])
