@@ -64,7 +64,9 @@ class NLayerDiscriminator(nn.Module):
         return self.model(x)
 
 
-def xavier_init_(module: nn.Module, gain: float = 0.02, generator: torch.Generator | None = None) -> None:
+def xavier_init_(
+    module: nn.Module, gain: float = 0.02, generator: torch.Generator | None = None
+) -> None:
     """The reference ``init_net(.., 'xavier', gain)``: xavier-normal conv weights, zero biases (filt untouched)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):

@@ -19,7 +19,14 @@ STYLE_VGG_CFG: tuple[int | str, ...] = (
     512, 512, 512, 512, "M", 512, 512, "M", 512, 512, "M",
 )  # fmt: skip
 #: layer ranges of the 70-layer Sequential that form enc_1..enc_6 (relu1_1 … relu5_1, rest).
-STAGE_SLICES: tuple[tuple[int, int], ...] = ((0, 6), (6, 13), (13, 20), (20, 33), (33, 46), (46, 70))
+STAGE_SLICES: tuple[tuple[int, int], ...] = (
+    (0, 6),
+    (6, 13),
+    (13, 20),
+    (20, 33),
+    (33, 46),
+    (46, 70),
+)
 #: channels of each stage output (and of each pooled head's code).
 HEAD_CHANNELS: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
 CODE_DIM = 2048
@@ -95,7 +102,9 @@ class Projector(nn.Module):
         return out
 
 
-def normal_init_(module: nn.Module, gain: float = 0.02, generator: torch.Generator | None = None) -> None:
+def normal_init_(
+    module: nn.Module, gain: float = 0.02, generator: torch.Generator | None = None
+) -> None:
     """The reference ``init_net(.., 'normal', gain)``: conv/linear N(0, gain), BN weight N(1, gain), zero biases."""
     for m in module.modules():
         with torch.no_grad():

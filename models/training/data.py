@@ -166,8 +166,16 @@ class StepBatchSampler(Sampler[list[int]]):
     Step s of process r takes samples s·B·W + r·B … + B − 1 (B per-process batch, W processes).
     """
 
-    def __init__(self, start_step: int, end_step: int, batch: int, rank: int = 0, world: int = 1) -> None:
-        self.start, self.end, self.batch, self.rank, self.world = start_step, end_step, batch, rank, world
+    def __init__(
+        self, start_step: int, end_step: int, batch: int, rank: int = 0, world: int = 1
+    ) -> None:
+        self.start, self.end, self.batch, self.rank, self.world = (
+            start_step,
+            end_step,
+            batch,
+            rank,
+            world,
+        )
 
     def __iter__(self) -> Iterator[list[int]]:
         for s in range(self.start, self.end):

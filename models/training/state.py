@@ -55,9 +55,13 @@ def load_state(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: truncated or corrupt training checkpoint ({first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: truncated or corrupt training checkpoint ({first_line(exc)})"
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a CAST-RT training checkpoint")
     if obj.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path}: unsupported training checkpoint version {obj.get('version')!r}")
+        raise CheckpointError(
+            f"{path}: unsupported training checkpoint version {obj.get('version')!r}"
+        )
     return obj

@@ -48,10 +48,11 @@ class CASTTrainNets(nn.Module):
         self.msp_p = Projector(cfg.loss.code_dim)
         self.d_a = NLayerDiscriminator()
         self.d_b = NLayerDiscriminator()
-        for m in (self.ae, self.dec_a, self.dec_b, self.msp_d, self.msp_p):
+        normal_nets: list[nn.Module] = [self.ae, self.dec_a, self.dec_b, self.msp_d, self.msp_p]
+        for m in normal_nets:
             normal_init_(m, cfg.init.normal_gain, gen)
-        for m in (self.d_a, self.d_b):
-            xavier_init_(m, cfg.init.xavier_gain, gen)
+        for d in (self.d_a, self.d_b):
+            xavier_init_(d, cfg.init.xavier_gain, gen)
         self.queues = StyleQueues(cfg.loss.nce_layers, cfg.loss.code_dim, cfg.loss.queue_size, gen)
 
     def official_state_dicts(self) -> dict[str, dict[str, Tensor]]:
@@ -64,11 +65,12 @@ class CASTTrainNets(nn.Module):
 
     def group(self, name: str) -> list[nn.Module]:
         """Networks updated by optimiser ``G``, ``D`` or ``D_NCE``."""
-        return {
+        groups: dict[str, list[nn.Module]] = {
             "G": [self.ae, self.dec_a, self.dec_b],
             "D": [self.d_a, self.d_b],
             "D_NCE": [self.msp_d, self.msp_p],
-        }[name]
+        }
+        return groups[name]
 
     def parameters_of(self, name: str) -> Iterator[nn.Parameter]:
         for m in self.group(name):
@@ -179,14 +181,20 @@ class CASTObjective:
 
     # --- the iteration ------------------------------------------------------------------------
 
-    def step(self, real_a: Tensor, real_b: Tensor, indices: Tensor, update: bool = True) -> StepOutput:
+    def step(
+        self, real_a: Tensor, real_b: Tensor, indices: Tensor, update: bool = True
+    ) -> StepOutput:
         """D step → MSP step → G step on (N, 3, c, c) batches in [-1, 1].
 
         ``update=False`` computes every gradient but applies none (used to compare processes).
         """
         cfg, lc, n = self.cfg, self.cfg.loss, self.nets
-        real_a = real_a.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        real_b = real_b.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        real_a = real_a.to(self.device, non_blocking=True).contiguous(
+            memory_format=self.memory_format
+        )
+        real_b = real_b.to(self.device, non_blocking=True).contiguous(
+            memory_format=self.memory_format
+        )
         losses: dict[str, Tensor] = {}
 
         set_requires_grad(n.group("G"), True)
@@ -226,8 +234,10 @@ class CASTObjective:
             self.style_codes(self.crops(real_a, indices, "g_key_a"))
             self.style_codes(self.crops(fake_a, indices, "g_query_a"))
         nce_g = sum(
-            (info_nce(qq, kk, n.queues.queue(layer), lc.temperature)
-             for layer, qq, kk in zip(lc.nce_layers, query_b, key_b)),
+            (
+                info_nce(qq, kk, n.queues.queue(layer), lc.temperature)
+                for layer, qq, kk in zip(lc.nce_layers, query_b, key_b)
+            ),
             torch.zeros((), device=self.device),
         )
         losses["G_NCE_style"] = 0.5 * lc.lambda_nce_g * nce_g

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import signal
 import sys
 import time
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader
 from models.errors import CheckpointError, InputError
 from models.training.config import TrainConfig
 from models.training.data import ImageList, StepBatchSampler, UnalignedPairs, scan_images
-from models.training.distributed import broadcast_module, convert_batchnorm, init_from_env, world
+from models.training.distributed import broadcast_module, convert_batchnorm, init_from_env
 from models.training.state import STATE_FILE, load_state, rng_state, save_state, set_rng_state
 from models.training.step import CASTObjective, CASTTrainNets, lr_factor, make_optimizers
 from realtime.config import to_dict
@@ -54,7 +55,9 @@ def pick_device(name: str) -> torch.device:
 def preview_grid(real_a: Tensor, real_b: Tensor, fake_b: Tensor, rows: int = 4) -> np.ndarray:
     """uint8 RGB grid, one row per sample: content | style | output."""
     n = min(rows, real_a.shape[0])
-    tiles = torch.cat([real_a[:n].float(), real_b[:n].float(), fake_b[:n].float()], dim=3)  # (n,3,h,3w)
+    tiles = torch.cat(
+        [real_a[:n].float(), real_b[:n].float(), fake_b[:n].float()], dim=3
+    )  # (n,3,h,3w)
     grid = torch.cat(list(tiles), dim=1)  # (3, n·h, 3w)
     img = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return img.permute(1, 2, 0).cpu().numpy()
@@ -119,12 +122,11 @@ class Trainer:
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.rank, self.world = init_from_env(self.device)
         if self.device.type == "cuda":
-            local = int(__import__("os").environ.get("LOCAL_RANK", "0"))
-            self.device = torch.device("cuda", local)
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
+        self.rank, self.world = init_from_env(self.device)
         self.progress = progress and self.rank == 0
         gb = cfg.batch_size * self.world
         if cfg.loss.queue_size % gb:
@@ -143,7 +145,7 @@ class Trainer:
             convert_batchnorm(self.nets.msp_d)
         self.amp, self.channels_last = resolve_precision(cfg, self.device)
         mf = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.nets.to(self.device, memory_format=mf)
+        self.nets.to(self.device).to(memory_format=mf)
         self.optimizers = make_optimizers(self.nets, cfg)
         self.objective = CASTObjective(
             self.nets, self.optimizers, cfg, self.device, self.amp, self.channels_last
@@ -153,7 +155,9 @@ class Trainer:
         self.steps_per_unit = (
             max(1, math.ceil(self.epoch_length / gb)) if cfg.optim.schedule_unit == "epoch" else 1
         )
-        self.total_steps = cfg.steps or (cfg.optim.n_constant + cfg.optim.n_decay) * self.steps_per_unit
+        self.total_steps = (
+            cfg.steps or (cfg.optim.n_constant + cfg.optim.n_decay) * self.steps_per_unit
+        )
         self.step = 0
         if resume and self.paths.checkpoint.exists():
             self._load(self.paths.checkpoint)
@@ -191,7 +195,10 @@ class Trainer:
             "step": self.step,
             "world_size": self.world,
             "config": to_dict(self.cfg),
-            "nets": {k: {n: t.detach().cpu() for n, t in v.items()} for k, v in self.nets.official_state_dicts().items()},
+            "nets": {
+                k: {n: t.detach().cpu() for n, t in v.items()}
+                for k, v in self.nets.official_state_dicts().items()
+            },
             "queues": {k: v.cpu() for k, v in self.nets.queues.state_dict().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "rng": rng_state(),
@@ -230,7 +237,9 @@ class Trainer:
         dataset = UnalignedPairs(
             self.content, self.style, self.cfg.data, self.cfg.seed, self.decay_from_sample()
         )
-        sampler = StepBatchSampler(self.step, self.total_steps, self.cfg.batch_size, self.rank, self.world)
+        sampler = StepBatchSampler(
+            self.step, self.total_steps, self.cfg.batch_size, self.rank, self.world
+        )
         workers = self.cfg.data.num_workers
         return DataLoader(
             dataset,
@@ -238,6 +247,7 @@ class Trainer:
             num_workers=workers,
             pin_memory=self.cfg.data.pin_memory and self.device.type == "cuda",
             persistent_workers=False,
+            worker_init_fn=_ignore_interrupts,
             prefetch_factor=4 if workers else None,
         )
 
@@ -249,7 +259,10 @@ class Trainer:
         if skipped:
             lines = [f"{p}\t{why}" for p, why in skipped]
             self.paths.skipped.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            print(f"note: skipped {len(skipped)} unusable image(s), listed in {self.paths.skipped}", file=sys.stderr)
+            print(
+                f"note: skipped {len(skipped)} unusable image(s), listed in {self.paths.skipped}",
+                file=sys.stderr,
+            )
 
     def _log(self, row: dict[str, float]) -> None:
         new = not self.paths.log.exists()
@@ -278,19 +291,36 @@ class Trainer:
                 n_last += self.global_batch
                 if on_step is not None:
                     on_step(self.step, out.losses)
-                if self.rank == 0 and (self.step % self.cfg.log_every == 0 or self.step == self.total_steps):
+                if self.rank == 0 and (
+                    self.step % self.cfg.log_every == 0 or self.step == self.total_steps
+                ):
                     now = time.perf_counter()
                     ips = n_last / max(now - t_last, 1e-9)
                     t_last, n_last = now, 0
-                    row = {"step": self.step, "images": self.step * self.global_batch, "lr_g": lr, "images_per_s": ips, **out.losses}
+                    row = {
+                        "step": self.step,
+                        "images": self.step * self.global_batch,
+                        "lr_g": lr,
+                        "images_per_s": ips,
+                        **out.losses,
+                    }
                     self._log(row)
                     if tb is not None:
                         for k, v in row.items():
                             if k != "step":
                                 tb.add_scalar(k, v, self.step)
                     if bar is not None:
-                        bar.set_postfix({"G": f"{out.losses['G']:.3f}", "D": f"{out.losses['D']:.3f}", "NCE_D": f"{out.losses['NCE_D']:.3f}", "img/s": f"{ips:.2f}"})
-                if self.rank == 0 and (self.step % self.cfg.image_every == 0 or self.step == self.total_steps):
+                        bar.set_postfix(
+                            {
+                                "G": f"{out.losses['G']:.3f}",
+                                "D": f"{out.losses['D']:.3f}",
+                                "NCE_D": f"{out.losses['NCE_D']:.3f}",
+                                "img/s": f"{ips:.2f}",
+                            }
+                        )
+                if self.rank == 0 and (
+                    self.step % self.cfg.image_every == 0 or self.step == self.total_steps
+                ):
                     grid = preview_grid(out.real_a, out.real_b, out.fake_b)
                     write_image(self.paths.images / f"step_{self.step:07d}.png", grid)
                     if tb is not None:
@@ -298,11 +328,18 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 stopping = self._stop_requested(stop.requested)
-                if self.step % self.cfg.save_every == 0 or stopping or self.step == self.total_steps:
+                if (
+                    self.step % self.cfg.save_every == 0
+                    or stopping
+                    or self.step == self.total_steps
+                ):
                     self.save()
                 if stopping:
                     if self.rank == 0:
-                        print(f"\nstopped at step {self.step}; checkpoint saved, continue with --resume", file=sys.stderr)
+                        print(
+                            f"\nstopped at step {self.step}; checkpoint saved, continue with --resume",
+                            file=sys.stderr,
+                        )
                     break
         if bar is not None:
             bar.close()
@@ -316,6 +353,11 @@ class Trainer:
         flag = torch.tensor([1.0 if local else 0.0], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item() > 0)
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the main process, which saves and stops cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tensorboard(root: Path) -> Any:

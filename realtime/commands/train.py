@@ -48,18 +48,34 @@ def add_parser(subparsers: Any) -> None:
 
 def _fit_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="castrt train")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML preset (default: configs/train/cast.yaml)")
-    p.add_argument("--content", type=Path, required=True, help="folder of content photos (domain A)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="YAML preset (default: configs/train/cast.yaml)",
+    )
+    p.add_argument(
+        "--content", type=Path, required=True, help="folder of content photos (domain A)"
+    )
     p.add_argument("--style", type=Path, required=True, help="folder of style artworks (domain B)")
-    p.add_argument("--out", type=Path, required=True, help="run directory (checkpoint, log.csv, images/)")
-    p.add_argument("--steps", type=int, help="total optimisation steps (default: the whole schedule)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="run directory (checkpoint, log.csv, images/)"
+    )
+    p.add_argument(
+        "--steps", type=int, help="total optimisation steps (default: the whole schedule)"
+    )
     p.add_argument("--batch", type=int, help="per-process batch size")
     p.add_argument("--crop", type=int, help="training crop side (load size scales by 286/256)")
     p.add_argument("--device", help="cpu, cuda or auto")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set loss.queue_size=256 (YAML value)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field, e.g. --set loss.queue_size=256 (YAML value)",
+    )
     return p
 
 
@@ -90,14 +106,21 @@ def fit_config(args: argparse.Namespace) -> TrainConfig:
 def run_fit(argv: list[str]) -> int:
     args = _fit_parser().parse_args(argv)
     cfg = fit_config(args)
-    trainer = Trainer(cfg, args.content, args.style, args.out, resume=args.resume, progress=not args.no_progress)
+    trainer = Trainer(
+        cfg, args.content, args.style, args.out, resume=args.resume, progress=not args.no_progress
+    )
     if trainer.rank == 0:
-        print(f"training {trainer.total_steps} steps from step {trainer.step}: {len(trainer.content.paths)} photos, "
-              f"{len(trainer.style.paths)} artworks, global batch {trainer.global_batch}, device {trainer.device}",
-              file=sys.stderr)
+        print(
+            f"training {trainer.total_steps} steps from step {trainer.step}: {len(trainer.content.paths)} photos, "
+            f"{len(trainer.style.paths)} artworks, global batch {trainer.global_batch}, device {trainer.device}",
+            file=sys.stderr,
+        )
     step = trainer.run()
     if trainer.rank == 0:
-        print(f"done: step {step}; export with `castrt train export {args.out} -o model.safetensors`", file=sys.stderr)
+        print(
+            f"done: step {step}; export with `castrt train export {args.out} -o model.safetensors`",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -111,10 +134,19 @@ def export_generator(run_dir: Path, out: Path) -> Path:
         assert gen.dec_a is not None
         gen.dec_a.load_state_dict(st["nets"]["Dec_A"])
     except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"{run_dir}: generator weights missing or malformed ({exc})") from None
+        raise CheckpointError(
+            f"{run_dir}: generator weights missing or malformed ({exc})"
+        ) from None
     gen.refresh_checkpoint_id()
     gen.provenance = {"kind": "trained", "run": str(run_dir), "step": str(st["step"])}
     return save_generator(gen, out, step=st["step"], config=st["config"])
+
+
+def _save_pth(path: Path, state: dict[str, torch.Tensor]) -> None:
+    def write(tmp: Path) -> None:
+        torch.save(state, tmp)
+
+    atomic_write(path, write)
 
 
 def export_official(run_dir: Path, out_dir: Path, epoch: str = "latest") -> list[Path]:
@@ -123,8 +155,7 @@ def export_official(run_dir: Path, out_dir: Path, epoch: str = "latest") -> list
     written = []
     for name in OFFICIAL_NAMES:
         path = out_dir / f"{epoch}_net_{name}.pth"
-        state = st["nets"][name]
-        atomic_write(path, lambda tmp, s=state: torch.save(s, tmp))
+        _save_pth(path, st["nets"][name])
         written.append(path)
     return written
 
@@ -133,7 +164,12 @@ def run_export(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="castrt train export")
     p.add_argument("run_dir", type=Path)
     p.add_argument("-o", "--output", type=Path, help="generator file (.safetensors)")
-    p.add_argument("--official", type=Path, metavar="DIR", help="also write reference-style latest_net_*.pth files")
+    p.add_argument(
+        "--official",
+        type=Path,
+        metavar="DIR",
+        help="also write reference-style latest_net_*.pth files",
+    )
     args = p.parse_args(argv)
     if not args.output and not args.official:
         raise InputError("train export: give -o FILE.safetensors and/or --official DIR")
@@ -155,7 +191,9 @@ class _BenchCase:
         self.device = pick_device(cfg.device)
         amp, cl = resolve_precision(cfg, self.device)
         nets = CASTTrainNets(cfg)
-        nets.to(self.device, memory_format=torch.channels_last if cl else torch.contiguous_format)
+        nets.to(self.device).to(
+            memory_format=torch.channels_last if cl else torch.contiguous_format
+        )
         nets.train()
         self.obj = CASTObjective(nets, make_optimizers(nets, cfg), cfg, self.device, amp, cl)
         gen = torch.Generator().manual_seed(0)
@@ -201,21 +239,34 @@ def run_bench(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = {"data.crop_size": args.crop, "data.load_size": args.crop, "batch_size": args.batch,
-            "device": args.device}
+    base = {
+        "data.crop_size": args.crop,
+        "data.load_size": args.crop,
+        "batch_size": args.batch,
+        "device": args.device,
+    }
     names = [m.strip() for m in args.modes.split(",") if m.strip()]
     for name in names:
         if name not in BENCH_MODES:
             raise InputError(f"--modes: unknown mode {name!r} (reference, ours)")
-    cases = {n: _BenchCase(load_config(TrainConfig, args.config, {**base, **BENCH_MODES[n]})) for n in names}
+    cases = {
+        n: _BenchCase(load_config(TrainConfig, args.config, {**base, **BENCH_MODES[n]}))
+        for n in names
+    }
     for i in range(args.warmup + args.steps):
         for case in cases.values():  # interleaved, so load changes hit every mode alike
             case.run_step(timed=i >= args.warmup)
     dev = pick_device(args.device)
-    label = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    label = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
     rates = {n: c.images / max(c.seconds, 1e-9) for n, c in cases.items()}
     for n, r in rates.items():
-        print(f"{n:10s} {r:8.3f} images/s  ({1 / r:.2f} s/image; crop {args.crop}, batch {args.batch}, {label})")
+        print(
+            f"{n:10s} {r:8.3f} images/s  ({1 / r:.2f} s/image; crop {args.crop}, batch {args.batch}, {label})"
+        )
     if "reference" in rates and "ours" in rates:
         print(f"speedup    {rates['ours'] / rates['reference']:.2f}x")
     return 0

@@ -1,7 +1,7 @@
 """Run one CAST training step (1 process, or one rank under torchrun) and save the gradients.
 
-    python ddp_worker.py OUT CONTENT STYLE GLOBAL_BATCH
-    torchrun --standalone --nproc_per_node 2 ddp_worker.py OUT CONTENT STYLE GLOBAL_BATCH
+python ddp_worker.py OUT CONTENT STYLE GLOBAL_BATCH
+torchrun --standalone --nproc_per_node 2 ddp_worker.py OUT CONTENT STYLE GLOBAL_BATCH
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from trainhelp import tiny_config  # noqa: E402
+from trainhelp import tiny_config
 
-from models.training.data import StepBatchSampler, UnalignedPairs, scan_images  # noqa: E402
-from models.training.distributed import convert_batchnorm, init_from_env  # noqa: E402
-from models.training.step import CASTObjective, CASTTrainNets, make_optimizers  # noqa: E402
+from models.training.data import StepBatchSampler, UnalignedPairs, scan_images
+from models.training.distributed import convert_batchnorm, init_from_env
+from models.training.step import CASTObjective, CASTTrainNets, make_optimizers
 
 
 def main() -> None:
-    out, content, style, global_batch = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    out, content, style, global_batch = (
+        Path(sys.argv[1]),
+        sys.argv[2],
+        sys.argv[3],
+        int(sys.argv[4]),
+    )
     torch.set_num_threads(1)
     rank, world = init_from_env(torch.device("cpu"))
     cfg = tiny_config(batch_size=global_batch // world)

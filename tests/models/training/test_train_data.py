@@ -16,7 +16,7 @@ from models.training.data import StepBatchSampler, UnalignedPairs, augment, scan
 
 
 def test_missing_empty_and_imageless_folders(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="--content .*folder not found"):
+    with pytest.raises(InputError, match=r"--content .*folder not found"):
         scan_images(tmp_path / "nope", "content", 32)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="folder is empty"):
@@ -24,7 +24,7 @@ def test_missing_empty_and_imageless_folders(tmp_path: Path) -> None:
     txt = tmp_path / "txt"
     txt.mkdir()
     (txt / "notes.txt").write_text("hi")
-    with pytest.raises(InputError, match="--style .*no image files"):
+    with pytest.raises(InputError, match=r"--style .*no image files"):
         scan_images(txt, "style", 32)
 
 
@@ -55,7 +55,7 @@ def test_odd_modes_are_converted(tmp_path: Path) -> None:
     Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.jpg")
     Image.fromarray(rgb).convert("RGBA").save(root / "rgba.png")
     Image.fromarray(rgb).convert("P").save(root / "palette.png")
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(root / "gray16.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(root / "gray16.png")
     found = scan_images(root, "style", 32)
     cfg = DataConfig(load_size=36, crop_size=32, num_workers=0)
     ds = UnalignedPairs(found, found, cfg, seed=0)
@@ -82,7 +82,9 @@ def test_decay_phase_resizes_to_crop(tmp_path: Path) -> None:
     a = scan_images(make_folder(tmp_path / "a", 1, seed=1, size=(64, 64)), "content", 32)
     cfg = DataConfig(load_size=64, crop_size=32, flip=False, num_workers=0)
     ds = UnalignedPairs(a, a, cfg, seed=0, decay_from_sample=1)
-    whole = augment(np.asarray(Image.open(a.paths[0]).convert("RGB")), 32, 32, False, torch.Generator())
+    whole = augment(
+        np.asarray(Image.open(a.paths[0]).convert("RGB")), 32, 32, False, torch.Generator()
+    )
     torch.testing.assert_close(ds[1]["A"], whole)  # no crop once decaying
 
 

@@ -23,7 +23,15 @@ def _env() -> dict[str, str]:
 
 
 def _torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        *args,
+    ]
 
 
 @pytest.mark.slow
@@ -32,8 +40,16 @@ def test_two_process_gradients_match_one_process(tmp_path: Path) -> None:
     style = make_folder(tmp_path / "b", 4, seed=2)
     single, multi = tmp_path / "single.pt", tmp_path / "multi.pt"
     common = [str(content), str(style), "2"]
-    subprocess.run([sys.executable, str(WORKER), str(single), *common], check=True, cwd=ROOT, env=_env(), timeout=600)
-    subprocess.run(_torchrun(str(WORKER), str(multi), *common), check=True, cwd=ROOT, env=_env(), timeout=600)
+    subprocess.run(
+        [sys.executable, str(WORKER), str(single), *common],
+        check=True,
+        cwd=ROOT,
+        env=_env(),
+        timeout=600,
+    )
+    subprocess.run(
+        _torchrun(str(WORKER), str(multi), *common), check=True, cwd=ROOT, env=_env(), timeout=600
+    )
     one, two = torch.load(single), torch.load(multi)
     for k, v in one["losses"].items():
         assert two["losses"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k  # rank 0's half vs all

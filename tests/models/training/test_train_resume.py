@@ -50,7 +50,9 @@ def test_resume_equals_uninterrupted(folders: tuple[Path, Path], tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_existing_run_needs_resume_and_same_batch(folders: tuple[Path, Path], tmp_path: Path) -> None:
+def test_existing_run_needs_resume_and_same_batch(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     t = Trainer(tiny_config(steps=1), folders[0], folders[1], out, progress=False)
     t.save()
@@ -60,4 +62,11 @@ def test_existing_run_needs_resume_and_same_batch(folders: tuple[Path, Path], tm
     with pytest.raises(InputError, match="--resume"):
         Trainer(tiny_config(steps=1), folders[0], folders[1], out, progress=False)
     with pytest.raises(CheckpointError, match="global batch"):
-        Trainer(tiny_config(steps=1, batch_size=2), folders[0], folders[1], out, resume=True, progress=False)
+        Trainer(
+            tiny_config(steps=1, batch_size=2),
+            folders[0],
+            folders[1],
+            out,
+            resume=True,
+            progress=False,
+        )

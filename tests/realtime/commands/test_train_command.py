@@ -45,7 +45,9 @@ def test_bad_content_folder_is_one_line_error(
     if setup == "broken":
         (content / "x.jpg").write_bytes(b"garbage")
     style = make_folder(tmp_path / "style", 1, seed=0)
-    code = main(["train", "--content", str(content), "--style", str(style), "--out", str(tmp_path / "run")])
+    code = main(
+        ["train", "--content", str(content), "--style", str(style), "--out", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err
     assert code == 1
     lines = err.strip().splitlines()
@@ -76,9 +78,40 @@ def test_export_round_trip(tmp_path: Path) -> None:
     out = export_generator(tmp_path / "run", tmp_path / "model.safetensors")
     gen = load_generator(out)
     assert gen.dec_a is not None
-    torch.testing.assert_close(gen.encoder.state_dict()["enc_4.11.weight"], t.nets.ae.state_dict()["enc_4.11.weight"])
-    torch.testing.assert_close(gen.dec_b.state_dict()["decoder.1.weight"], t.nets.dec_b.state_dict()["decoder.1.weight"])
+    torch.testing.assert_close(
+        gen.encoder.state_dict()["enc_4.11.weight"], t.nets.ae.state_dict()["enc_4.11.weight"]
+    )
+    torch.testing.assert_close(
+        gen.dec_b.state_dict()["decoder.1.weight"], t.nets.dec_b.state_dict()["decoder.1.weight"]
+    )
     official = export_official(tmp_path / "run", tmp_path / "official")
     assert sorted(p.name for p in official)[0] == "latest_net_AE.pth"
     gen2 = load_generator(tmp_path / "official")
-    torch.testing.assert_close(gen2.dec_b.state_dict()["decoder.28.bias"], t.nets.dec_b.state_dict()["decoder.28.bias"])
+    torch.testing.assert_close(
+        gen2.dec_b.state_dict()["decoder.28.bias"], t.nets.dec_b.state_dict()["decoder.28.bias"]
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    a = make_folder(tmp_path / "a", 1, seed=0)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "train", "--config", "configs/train/tiny.yaml",
+         "--content", str(a), "--style", str(a), "--out", str(out), "--steps", "1000",
+         "--crop", "32", "--no-progress", "--set", "loss.code_dim=64", "--set", "loss.queue_size=8",
+         "--set", "save_every=1000", "--set", "data.num_workers=1"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 240
+    while not (out / "log.csv").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-2000:]
+    assert "checkpoint saved" in err
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert 1 <= state["step"] < 1000
