@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -61,16 +62,15 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or world()[1] == 1:
             return super().forward(x)
-        import torch.distributed.nn.functional as dnn
-
         xf = x.float()
-        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
-        local = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count])  # (2C + 1,)
-        total = dnn.all_reduce(local)
         c = x.shape[1]
+        count = torch.full((1,), x.numel() / c, device=x.device, dtype=torch.float32)
+        # two passes (mean, then centred squares): E[x²] − E[x]² cancels badly for flat inputs
+        total = _all_reduce(torch.cat([xf.sum((0, 2, 3)), count]))  # (C + 1,)
         n = total[-1]
         mean = total[:c] / n
-        var = (total[c : 2 * c] / n - mean * mean).clamp_min(0.0)
+        centred = xf - mean[None, :, None, None]
+        var = _all_reduce((centred * centred).sum((0, 2, 3))) / n  # biased, as BatchNorm2d
         if self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1
@@ -79,10 +79,19 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                 self.running_var.mul_(1 - m).add_(m * unbiased.detach())
                 if self.num_batches_tracked is not None:
                     self.num_batches_tracked.add_(1)
-        y = (xf - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        y = centred * torch.rsqrt(var[None, :, None, None] + self.eps)
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return y.to(x.dtype)
+
+
+def _all_reduce(t: Tensor) -> Tensor:
+    """Differentiable sum over processes (its backward sums the gradients too)."""
+    import torch.distributed.nn.functional as dnn
+
+    with warnings.catch_warnings():  # the autograd-aware all_reduce is marked deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        return dnn.all_reduce(t)
 
 
 def convert_batchnorm(module: nn.Module) -> nn.Module:

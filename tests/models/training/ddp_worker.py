@@ -6,6 +6,7 @@ torchrun --standalone --nproc_per_node 2 ddp_worker.py OUT CONTENT STYLE GLOBAL_
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +31,10 @@ def main() -> None:
     )
     torch.set_num_threads(1)
     rank, world = init_from_env(torch.device("cpu"))
-    cfg = tiny_config(batch_size=global_batch // world)
+    # With the reference gain 0.02 an untrained decoder's output is almost flat, so the MSP's
+    # batch norm on crops of it divides by ~sqrt(eps) and the style-NCE gradients (~1e5) amplify
+    # float summation-order noise to a few %. Gain 0.03 keeps outputs textured (well-conditioned).
+    cfg = tiny_config(batch_size=global_batch // world, **{"init.normal_gain": 0.03})
     nets = CASTTrainNets(cfg)
     if world > 1:
         convert_batchnorm(nets.msp_d)
@@ -40,10 +44,15 @@ def main() -> None:
     (indices,) = list(StepBatchSampler(0, 1, cfg.batch_size, rank, world))
     items = [ds[i] for i in indices]
     batch = {k: torch.stack([it[k] for it in items]) for k in ("A", "B", "index")}
-    step = obj.step(batch["A"], batch["B"], batch["index"])
+    step = obj.step(batch["A"], batch["B"], batch["index"], update=os.environ.get("NO_UPDATE") != "1")
+    losses = torch.tensor(list(step.losses.values()))
+    if world > 1:  # each process has the mean over its slice; the global mean is their average
+        torch.distributed.all_reduce(losses)
+        losses /= world
     if rank == 0:
         grads = {n: p.grad.clone() for n, p in nets.named_parameters() if p.grad is not None}
-        torch.save({"grads": grads, "losses": step.losses, "state": nets.state_dict()}, out)
+        mean_losses = dict(zip(step.losses, losses.tolist()))
+        torch.save({"grads": grads, "losses": mean_losses, "state": nets.state_dict()}, out)
 
 
 if __name__ == "__main__":

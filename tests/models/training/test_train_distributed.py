@@ -35,6 +35,7 @@ def _torchrun(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_two_process_gradients_match_one_process(tmp_path: Path) -> None:
     content = make_folder(tmp_path / "a", 3, seed=1)
     style = make_folder(tmp_path / "b", 4, seed=2)
@@ -52,7 +53,7 @@ def test_two_process_gradients_match_one_process(tmp_path: Path) -> None:
     )
     one, two = torch.load(single), torch.load(multi)
     for k, v in one["losses"].items():
-        assert two["losses"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k  # rank 0's half vs all
+        assert two["losses"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k  # global-batch means
     assert set(one["grads"]) == set(two["grads"])
     for name, g in one["grads"].items():
         torch.testing.assert_close(two["grads"][name], g, rtol=2e-3, atol=1e-6, msg=name)
@@ -61,6 +62,7 @@ def test_two_process_gradients_match_one_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_torchrun_cli_run_completes(tmp_path: Path) -> None:
     content = make_folder(tmp_path / "a", 2, seed=1)
     style = make_folder(tmp_path / "b", 2, seed=2)

@@ -11,6 +11,7 @@ from models.training.trainer import Trainer
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_overfit_one_pair_lowers_cycle_and_contrastive(tmp_path: Path) -> None:
     content = make_folder(tmp_path / "a", 1, seed=1)
     style = make_folder(tmp_path / "b", 1, seed=2)

@@ -27,6 +27,7 @@ def _train(folders: tuple[Path, Path], out: Path, steps: int, resume: bool = Fal
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_resume_equals_uninterrupted(folders: tuple[Path, Path], tmp_path: Path) -> None:
     _train(folders, tmp_path / "straight", 2)
     _train(folders, tmp_path / "split", 1)
@@ -50,6 +51,7 @@ def test_resume_equals_uninterrupted(folders: tuple[Path, Path], tmp_path: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_existing_run_needs_resume_and_same_batch(
     folders: tuple[Path, Path], tmp_path: Path
 ) -> None:

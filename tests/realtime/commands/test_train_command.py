@@ -18,13 +18,6 @@ sys.path.insert(0, str(ROOT / "tests" / "models" / "training"))
 from trainhelp import make_folder, tiny_config  # noqa: E402
 
 
-def _castrt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "realtime.cli", "train", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -55,20 +48,29 @@ def test_bad_content_folder_is_one_line_error(
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_bad_config_key_and_export_without_run(tmp_path: Path) -> None:
+def test_bad_config_key_and_export_without_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     style = make_folder(tmp_path / "style", 1, seed=0)
-    proc = _castrt("--content", str(style), "--style", str(style), "--out", str(tmp_path / "r"),
-                   "--set", "loss.nope=1")  # fmt: skip
-    assert proc.returncode == 1 and "unknown key" in proc.stderr
-    proc = _castrt("export", str(tmp_path / "r"), "-o", str(tmp_path / "m.safetensors"))
-    assert proc.returncode == 1 and "no training checkpoint" in proc.stderr
+    args = ["--content", str(style), "--style", str(style), "--out", str(tmp_path / "r")]
+    assert main(["train", *args, "--set", "loss.nope=1"]) == 1
+    assert "unknown key" in capsys.readouterr().err
+    assert (
+        main(["train", "export", str(tmp_path / "r"), "-o", str(tmp_path / "m.safetensors")]) == 1
+    )
+    assert "no training checkpoint" in capsys.readouterr().err
 
 
-def test_help_lists_options() -> None:
-    proc = _castrt("--help")
-    assert proc.returncode == 0 and "--content" in proc.stdout and "--resume" in proc.stdout
+def test_help_lists_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--content" in out and "--resume" in out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_export_round_trip(tmp_path: Path) -> None:
     from models.training.trainer import Trainer
 
@@ -93,6 +95,7 @@ def test_export_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_sigterm_saves_a_checkpoint_and_stops(tmp_path: Path) -> None:
     import signal
     import time
