@@ -13,14 +13,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def wide(t: Tensor) -> Tensor:
+    """``t`` in fp32, or fp64 if it already is (losses never run in half precision)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def info_nce(q: Tensor, k: Tensor, queue: Tensor, tau: float) -> Tensor:
     """MoCo InfoNCE: CE([q·k, q·Q] / τ, label 0), mean over the batch.
 
     q, k: (N, D) unit codes (not detached); queue: (D, K) negatives (treated as constants).
     """
-    q, k = q.float(), k.float()
+    q, k = wide(q), wide(k)
     l_pos = (q * k).sum(1, keepdim=True)  # (N, 1)
-    l_neg = q @ queue.detach().float()  # (N, K)
+    l_neg = q @ queue.detach().to(q.dtype)  # (N, K)
     logits = torch.cat([l_pos, l_neg], 1) / tau  # (N, 1 + K)
     labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     return F.cross_entropy(logits, labels)
@@ -28,17 +33,17 @@ def info_nce(q: Tensor, k: Tensor, queue: Tensor, tau: float) -> Tensor:
 
 def hinge_d(pred_real: Tensor, pred_fake: Tensor) -> Tensor:
     """Discriminator hinge: 0.5·(mean relu(1 − D(real)) + mean relu(1 + D(fake)))."""
-    return 0.5 * (F.relu(1.0 - pred_real.float()).mean() + F.relu(1.0 + pred_fake.float()).mean())
+    return 0.5 * (F.relu(1.0 - wide(pred_real)).mean() + F.relu(1.0 + wide(pred_fake)).mean())
 
 
 def hinge_g(pred_fake: Tensor) -> Tensor:
     """Generator side as the reference computes it: mean relu(1 − D(fake)) (a hinge, not −mean D)."""
-    return F.relu(1.0 - pred_fake.float()).mean()
+    return F.relu(1.0 - wide(pred_fake)).mean()
 
 
 def cycle_l1(rec: Tensor, real: Tensor) -> Tensor:
     """Mean absolute reconstruction error."""
-    return (rec.float() - real.float()).abs().mean()
+    return (wide(rec) - wide(real)).abs().mean()
 
 
 def gather_rows(x: Tensor) -> Tensor:
@@ -85,7 +90,7 @@ class StyleQueues(nn.Module):
     @torch.no_grad()
     def enqueue(self, layer: int, keys: Tensor) -> None:
         """Write (N, D) keys (all-gathered over processes) at the pointer; advance it mod K."""
-        keys = gather_rows(keys.detach().float())
+        keys = gather_rows(wide(keys.detach()))
         n = keys.shape[0]
         if self.size % n != 0:
             raise ValueError(f"queue size {self.size} must be a multiple of the global batch {n}")

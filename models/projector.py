@@ -98,7 +98,7 @@ class Projector(nn.Module):
         out = []
         for code, i in zip(codes, layers):
             z = getattr(self, f"projector{i}")(code.flatten(1))  # (N, code_dim)
-            out.append(F.normalize(z.float(), dim=1))
+            out.append(F.normalize(z if z.dtype == torch.float64 else z.float(), dim=1))
         return out
 
 

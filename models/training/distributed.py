@@ -62,9 +62,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or world()[1] == 1:
             return super().forward(x)
-        xf = x.float()
+        xf = x if x.dtype == torch.float64 else x.float()
         c = x.shape[1]
-        count = torch.full((1,), x.numel() / c, device=x.device, dtype=torch.float32)
+        count = torch.full((1,), x.numel() / c, device=x.device, dtype=xf.dtype)
         # two passes (mean, then centred squares): E[x²] − E[x]² cancels badly for flat inputs
         total = _all_reduce(torch.cat([xf.sum((0, 2, 3)), count]))  # (C + 1,)
         n = total[-1]

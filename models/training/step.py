@@ -17,7 +17,7 @@ from models import functional as Fn
 from models.decoder import Decoder
 from models.discriminator import NLayerDiscriminator, xavier_init_
 from models.encoder import Encoder
-from models.losses import StyleQueues, cycle_l1, hinge_d, hinge_g, info_nce, style_nce
+from models.losses import StyleQueues, cycle_l1, hinge_d, hinge_g, info_nce, style_nce, wide
 from models.projector import Projector, StyleExtractor, normal_init_
 from models.training.config import TrainConfig
 from models.training.data import mix_seed
@@ -145,7 +145,7 @@ class CASTObjective:
                 s = mix_seed(self.cfg.seed, "patch", tag, int(indices[i]))
                 with torch.random.fork_rng(devices=[]):
                     torch.default_generator.manual_seed(s)
-                    out.append(self.patch_sampler(x[i : i + 1].float()))
+                    out.append(self.patch_sampler(wide(x[i : i + 1])))
         return torch.cat(out).contiguous(memory_format=self.memory_format)
 
     def style_codes(self, x: Tensor) -> list[Tensor]:
@@ -164,12 +164,12 @@ class CASTObjective:
                 e_a2, e_b2 = n.ae(real_a), n.ae(real_b)
             else:
                 e_a2, e_b2 = e_a, e_b
-            m_a, s_a = Fn.channel_mean_std(e_a2.float())
-            m_b, s_b = Fn.channel_mean_std(e_b2.float())
-            fake_b = n.dec_b(Fn.adain(e_a.float(), m_b, s_b).to(e_a.dtype))
-            fake_a = n.dec_a(Fn.adain(e_b.float(), m_a, s_a).to(e_b.dtype))
-            rec_a = n.dec_a(Fn.adain(n.ae(fake_b).float(), m_a, s_a).to(e_a.dtype))
-            rec_b = n.dec_b(Fn.adain(n.ae(fake_a).float(), m_b, s_b).to(e_b.dtype))
+            m_a, s_a = Fn.channel_mean_std(wide(e_a2))
+            m_b, s_b = Fn.channel_mean_std(wide(e_b2))
+            fake_b = n.dec_b(Fn.adain(wide(e_a), m_b, s_b).to(e_a.dtype))
+            fake_a = n.dec_a(Fn.adain(wide(e_b), m_a, s_a).to(e_b.dtype))
+            rec_a = n.dec_a(Fn.adain(wide(n.ae(fake_b)), m_a, s_a).to(e_a.dtype))
+            rec_b = n.dec_b(Fn.adain(wide(n.ae(fake_a)), m_b, s_b).to(e_b.dtype))
         return {"fake_B": fake_b, "fake_A": fake_a, "rec_A": rec_a, "rec_B": rec_b}
 
     def _apply(self, name: str, loss: Tensor) -> None:
@@ -251,7 +251,7 @@ class CASTObjective:
             losses={k: float(v.detach()) for k, v in losses.items()},
             real_a=real_a.detach(),
             real_b=real_b.detach(),
-            fake_b=fake_b.detach().float(),
+            fake_b=wide(fake_b.detach()),
         )
 
     def _step_or_grad(self, name: str, loss: Tensor, update: bool) -> None:

@@ -35,7 +35,7 @@ def main() -> None:
     # batch norm on crops of it divides by ~sqrt(eps) and the style-NCE gradients (~1e5) amplify
     # float summation-order noise to a few %. Gain 0.03 keeps outputs textured (well-conditioned).
     cfg = tiny_config(batch_size=global_batch // world, **{"init.normal_gain": 0.03})
-    nets = CASTTrainNets(cfg)
+    nets = CASTTrainNets(cfg).to(torch.float64)  # fp64: the comparison is not about rounding
     if world > 1:
         convert_batchnorm(nets.msp_d)
     obj = CASTObjective(nets, make_optimizers(nets, cfg), cfg, torch.device("cpu"), None, False)
@@ -44,8 +44,11 @@ def main() -> None:
     (indices,) = list(StepBatchSampler(0, 1, cfg.batch_size, rank, world))
     items = [ds[i] for i in indices]
     batch = {k: torch.stack([it[k] for it in items]) for k in ("A", "B", "index")}
-    step = obj.step(batch["A"], batch["B"], batch["index"], update=os.environ.get("NO_UPDATE") != "1")
-    losses = torch.tensor(list(step.losses.values()))
+    batch["A"], batch["B"] = batch["A"].double(), batch["B"].double()
+    step = obj.step(
+        batch["A"], batch["B"], batch["index"], update=os.environ.get("NO_UPDATE") != "1"
+    )
+    losses = torch.tensor(list(step.losses.values()), dtype=torch.float64)
     if world > 1:  # each process has the mean over its slice; the global mean is their average
         torch.distributed.all_reduce(losses)
         losses /= world

@@ -53,12 +53,19 @@ def test_two_process_gradients_match_one_process(tmp_path: Path) -> None:
     )
     one, two = torch.load(single), torch.load(multi)
     for k, v in one["losses"].items():
-        assert two["losses"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k  # global-batch means
+        assert two["losses"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), k  # global-batch means
     assert set(one["grads"]) == set(two["grads"])
     for name, g in one["grads"].items():
-        torch.testing.assert_close(two["grads"][name], g, rtol=2e-3, atol=1e-6, msg=name)
+        # fp64; the style-NCE path through batch norm on near-flat fakes is ill-conditioned
+        # (grad norms up to ~1e3), so compare norms: measured worst 3.5e-7 (fp32: ~1e-2).
+        err = (two["grads"][name] - g).norm().item()
+        assert err <= 1e-5 * g.norm().item() + 1e-9, f"{name}: {err:.3g} vs {g.norm().item():.3g}"
     for name, t in one["state"].items():
-        torch.testing.assert_close(two["state"][name], t, rtol=2e-3, atol=1e-5, msg=name)
+        if t.is_floating_point():  # after one Adam step (near-zero grads may flip sign: ≤ 2·lr)
+            err = (two["state"][name] - t).norm().item()
+            assert err <= 1e-3 * t.norm().item() + 1e-6, name
+        else:
+            assert torch.equal(two["state"][name], t), name
 
 
 @pytest.mark.slow
