@@ -101,6 +101,7 @@ def test_one_step_computes_every_loss_and_updates_each_group() -> None:
     assert out.fake_b.shape == (2, 3, 32, 32)
 
 
+@pytest.mark.slow
 def test_reference_compute_gives_the_same_losses() -> None:
     cfg = tiny_config(**{"data.crop_size": 128, "data.load_size": 128})
     a = torch.rand(1, 3, 128, 128) * 2 - 1
