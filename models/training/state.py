@@ -19,11 +19,18 @@ STATE_VERSION = 1
 STATE_FILE = "checkpoint.pt"
 
 
+def _numpy_state() -> tuple[Any, ...]:
+    """numpy's global RNG state with the key array as a tensor (loadable with weights_only)."""
+    st: Any = np.random.get_state()
+    name, keys, pos, has_gauss, cached = st
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch CPU, CUDA if present, numpy, python)."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -33,7 +40,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -53,8 +61,12 @@ def load_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no training checkpoint here (run `castrt train` first)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        obj = torch.load(path, map_location="cpu", weights_only=True)  # never runs pickled code
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused: holds Python objects other than tensors and plain data ({first_line(exc)})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(
             f"{path}: truncated or corrupt training checkpoint ({first_line(exc)})"
         ) from None
