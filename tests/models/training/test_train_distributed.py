@@ -53,7 +53,7 @@ def test_two_process_gradients_match_one_process(tmp_path: Path) -> None:
     )
     one, two = torch.load(single), torch.load(multi)
     for k, v in one["losses"].items():
-        assert two["losses"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), k  # global-batch means
+        assert two["losses"][k] == pytest.approx(v, rel=1e-7, abs=1e-10), k  # global-batch means
     assert set(one["grads"]) == set(two["grads"])
     for name, g in one["grads"].items():
         # fp64; the style-NCE path through batch norm on near-flat fakes is ill-conditioned
