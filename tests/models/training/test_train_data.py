@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from trainhelp import make_folder
 
 from models.errors import InputError
 from models.training.config import DataConfig
 from models.training.data import StepBatchSampler, UnalignedPairs, augment, scan_images
+from tests.models.training.trainhelp import make_folder
 
 
 def test_missing_empty_and_imageless_folders(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainhelp import make_folder
+
+from tests.models.training.trainhelp import make_folder
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"

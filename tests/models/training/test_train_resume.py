@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainhelp import make_folder, tiny_config
 
 from models.errors import CheckpointError, InputError
 from models.training.state import load_state
 from models.training.trainer import Trainer
+from tests.models.training.trainhelp import make_folder, tiny_config
 
 
 @pytest.fixture(scope="module")

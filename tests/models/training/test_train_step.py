@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainhelp import tiny_config
 
 from models.errors import InputError
 from models.training.config import TrainConfig
 from models.training.step import CASTObjective, CASTTrainNets, lr_factor, make_optimizers
 from realtime.config import load_config
+from tests.models.training.trainhelp import tiny_config
 
 CAST_YAML = Path(__file__).resolve().parents[3] / "configs" / "train" / "cast.yaml"
 LOSSES = {"D_A", "D_B", "D", "NCE_D", "G_A", "G_B", "G_NCE_style", "cyc_A", "cyc_B", "cyc", "G"}

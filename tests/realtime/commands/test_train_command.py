@@ -12,10 +12,9 @@ import torch
 from models.checkpoint import load_generator
 from realtime.cli import main
 from realtime.commands.train import export_generator, export_official
+from tests.models.training.trainhelp import make_folder, tiny_config
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "tests" / "models" / "training"))
-from trainhelp import make_folder, tiny_config  # noqa: E402
 
 
 @pytest.mark.parametrize(
