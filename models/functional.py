@@ -150,21 +150,28 @@ def unit_to_uint8(x: Tensor, rounding: str = "truncate") -> Tensor:
 # --- exact-size padding -----------------------------------------------------------------------
 
 
-def pad_amounts(height: int, width: int, multiple: int = 8) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) padding that brings H and W to a multiple of ``multiple``.
+MIN_SIDE = 16  # relu4_1 must be at least 2×2 for the reflection pads of the last stages
+
+
+def pad_amounts(
+    height: int, width: int, multiple: int = 8, minimum: int = MIN_SIDE
+) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding that brings H and W to a multiple of ``multiple``
+    and to at least ``minimum``.
 
     The padding is split evenly (the extra pixel goes right/bottom) so border effects are
     symmetric.
     """
-    ph = (-height) % multiple
-    pw = (-width) % multiple
+    ph = max((-height) % multiple, minimum - height)
+    pw = max((-width) % multiple, minimum - width)
     return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
 
 def pad_to_multiple(x: Tensor, multiple: int = 8) -> tuple[Tensor, tuple[int, int, int, int]]:
     """Reflect-pad (B, C, H, W) so H and W are multiples of ``multiple``; returns the padding.
 
-    Reflection needs the pad to be smaller than the side; tiny images fall back to replicate.
+    Sides under :data:`MIN_SIDE` are padded up to it. Reflection needs the pad to be smaller
+    than the side; tiny images fall back to replicate.
     """
     h, w = x.shape[-2:]
     pads = pad_amounts(h, w, multiple)

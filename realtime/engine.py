@@ -1,42 +1,317 @@
 """The device-resident stylizer: uint8 RGB frames in, stylized uint8 RGB frames out.
 
-The only place that knows about devices, precision and memory formats. Public API (used by
-the pipeline, the converter, temporal smoothing and the benchmark):
+The only place that knows about devices, precision, memory formats, compilation and streams.
 
-* ``StylizeEngine(generator, EngineConfig)``
-* ``engine.process(frame, code, alpha=1.0, preserve_color=False) -> np.ndarray``
-* ``engine.process_batch(frames, code, alpha=1.0, preserve_color=False) -> list[np.ndarray]``
-* ``engine.content_stats_hook`` is an optional callable ``(mean, std) -> (mean, std)`` applied to
-  the relu4_1 content statistics before AdaIN (temporal ``stats`` smoothing uses it).
+Frame-level API (numpy in, numpy out)::
 
-This first version is plain eager fp32; processing resolution, reduced precision,
-channels_last and compilation come with the engine issue.
+    engine = StylizeEngine(generator, EngineConfig(device="cuda", precision="auto", resolution=720))
+    out = engine.process(frame, code, alpha=1.0, preserve_color=False)   # uint8 (H, W, 3) RGB
+    outs = engine.process_batch(frames, code, alpha, preserve_color)     # same-size frames
+
+Tensor-level API (stay on the device between steps, e.g. for temporal smoothing)::
+
+    x = engine.upload(frame)              # uint8 (H, W, 3) -> float32 (1, 3, H, W) in [-1, 1]
+    y = engine.stylize_tensor(x, code)    # same size, ~[-1, 1] (unclamped), float32
+    frame = engine.download(y)            # -> uint8 (H, W, 3), clamped and rounded
+
+``engine.content_stats_hook`` is an optional callable ``(mean, std) -> (mean, std)`` applied
+to the relu4_1 content statistics (float32, (B, 512, 1, 1)) before AdaIN (temporal ``stats``
+smoothing uses it).
+
+The engine snapshots the generator's weights into its own network at construction (cast to
+the working precision and memory format); call :meth:`StylizeEngine.reload` after changing
+the generator's weights. Style codes live on the device in a small cache keyed by the code
+object, so switching style or strength between two frames costs nothing and never recompiles.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from models import functional as Fn
+from models.errors import CastRTError, InputError
 from models.generator import CASTGenerator
 from models.style_code import StyleCode
 
 StatsHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PAD_MODES = ("auto", "module", "cat", "border")
+FUSE_MODES = ("auto", "on", "off")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_CODE_CACHE_SIZE = 32
+
+
+class EngineOutOfMemoryError(CastRTError):
+    """The device ran out of memory at a processing resolution; lower ``--resolution``.
+
+    ``size`` is the (H, W) that was being processed, so a caller (live mode) can step down.
+    """
+
+    def __init__(self, message: str, size: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.size = size
+
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How the engine runs. ``resolution`` is the processing shorter side (0: native)."""
+    """How the engine runs.
+
+    ``resolution``: processing shorter side in pixels (0: native). ``precision``: fp32, bf16,
+    fp16 or auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32).
+    ``channels_last``: None picks it (on for CPU and for reduced precision on CUDA).
+    ``pad_mode``: how the reflection padding before each 3×3 conv is done (see
+    :class:`ReflectConv`): ``module``, ``cat``, ``border`` or ``auto`` (cat for eager
+    channels_last on CUDA, else module); all compute the reference function.
+    ``fuse_relu``: CPU conv + ReLU as one oneDNN primitive (auto: on for eager CPU).
+    ``compile``: torch.compile mode for encoder and decoder (off by default).
+    ``threads``: CPU threads (0: leave torch's default, all physical cores).
+    ``streams``: overlap upload, compute and download across frames of a CUDA batch.
+    """
 
     device: str = "cpu"
     precision: str = "fp32"
     resolution: int = 0
+    channels_last: bool | None = None
+    pad_mode: str = "auto"
+    fuse_relu: str = "auto"
+    compile: str = "off"
+    threads: int = 0
+    streams: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.pad_mode not in PAD_MODES:
+            raise InputError(
+                f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}"
+            )
+        if self.fuse_relu not in FUSE_MODES:
+            raise InputError(
+                f"fuse_relu must be one of {', '.join(FUSE_MODES)}, got {self.fuse_relu!r}"
+            )
+        if self.compile not in COMPILE_MODES:
+            raise InputError(
+                f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}"
+            )
+        if self.resolution < 0:
+            raise InputError(f"resolution must be >= 0 (0: native), got {self.resolution}")
+        if self.threads < 0:
+            raise InputError(f"threads must be >= 0 (0: all cores), got {self.threads}")
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (oneDNN avx512_bf16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → the fastest measured-correct precision for the device (see docs/engine.md)."""
+    if precision != "auto":
+        if device.type == "cpu" and precision == "fp16":
+            raise InputError("precision fp16 is not supported on CPU; use bf16 or fp32")
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if cpu_bf16_supported() else "fp32"
+
+
+# --- the inference network ---------------------------------------------------------------------
+
+
+def reflect_pad1_cat(x: Tensor) -> Tensor:
+    """Reflection padding by one pixel on each side of (B, C, H, W), built from slices.
+
+    Equal to ``F.pad(x, (1, 1, 1, 1), mode="reflect")`` but keeps the memory format
+    (channels_last stays channels_last), so no layout conversion happens around the conv.
+    """
+    x = torch.cat([x[:, :, 1:2], x, x[:, :, -2:-1]], dim=2)  # (B, C, H+2, W)
+    return torch.cat([x[:, :, :, 1:2], x, x[:, :, :, -2:-1]], dim=3)  # (B, C, H+2, W+2)
+
+
+def mkldnn_fused_conv_available() -> bool:
+    """Whether oneDNN's conv with a fused ReLU (``mkldnn::_convolution_pointwise``) exists."""
+    try:
+        return hasattr(torch.ops.mkldnn, "_convolution_pointwise") and bool(
+            torch.backends.mkldnn.is_available()
+        )
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+class ReflectConv(nn.Module):
+    """``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` (+ the following ``ReLU``) as one module.
+
+    ``pad_mode`` picks how the reflection padding is done; all give the reference numbers:
+
+    * ``module``: ``F.pad(x, (1, 1, 1, 1), "reflect")`` then the conv, as the reference;
+    * ``cat``: the padded tensor built from slices with ``torch.cat`` (keeps channels_last);
+    * ``border``: a zero-padded conv over the whole frame (no padded copy at all), then the
+      four one-pixel output borders recomputed from reflect-padded three-pixel strips.
+
+    ``fused`` (CPU): run conv + ReLU as one oneDNN primitive (no separate ReLU pass).
+    """
+
+    def __init__(self, conv: nn.Conv2d, pad_mode: str, relu: bool, fused: bool) -> None:
+        super().__init__()
+        self.conv = conv
+        self.pad_mode = pad_mode
+        self.relu = relu
+        self.fused = fused
+
+    def _conv(self, x: Tensor, padding: int) -> Tensor:
+        w, b = self.conv.weight, self.conv.bias
+        if self.fused:
+            attr = "relu" if self.relu else "none"
+            p, one = [padding, padding], [1, 1]
+            return torch.ops.mkldnn._convolution_pointwise(x, w, b, p, one, one, 1, attr, [], "")
+        y = F.conv2d(x, w, b, padding=padding)
+        return F.relu(y, inplace=True) if self.relu else y
+
+    def _fix_borders(self, x: Tensor, y: Tensor) -> None:
+        """Overwrite the one-pixel border of ``y`` (B, C', H, W) with the reflect-padded result."""
+        b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        top = torch.cat([x[:, :, 1:2], x[:, :, 0:2]], dim=2)  # padded rows 0..2: (B, C, 3, W)
+        bottom = torch.cat([x[:, :, h - 2 : h], x[:, :, h - 2 : h - 1]], dim=2)
+        rows = F.pad(torch.cat([top, bottom]), (1, 1, 0, 0), mode="reflect")  # (2B, C, 3, W+2)
+        r = self._conv(rows, 0)  # (2B, C', 1, W)
+        y[:, :, 0:1].copy_(r[:b])
+        y[:, :, h - 1 : h].copy_(r[b:])
+        left = torch.cat([x[..., 1:2], x[..., 0:2]], dim=3)  # padded cols 0..2: (B, C, H, 3)
+        right = torch.cat([x[..., w - 2 : w], x[..., w - 2 : w - 1]], dim=3)
+        cols = F.pad(torch.cat([left, right]), (0, 0, 1, 1), mode="reflect")  # (2B, C, H+2, 3)
+        c = self._conv(cols, 0)  # (2B, C', H, 1)
+        y[..., 0:1].copy_(c[:b])
+        y[..., w - 1 : w].copy_(c[b:])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pad_mode == "border" and min(x.shape[-2], x.shape[-1]) >= 2:
+            y = self._conv(x, 1)  # (B, C', H, W), borders wrong (zero padding)
+            self._fix_borders(x, y)
+            return y
+        if self.pad_mode == "cat":
+            return self._conv(reflect_pad1_cat(x), 0)
+        return self._conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), 0)
+
+
+def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str, fused: bool = False) -> nn.Sequential:
+    """Copy of ``seq`` with each ``ReflectionPad2d(1)`` + ``Conv2d`` (+ ``ReLU``) as a
+    :class:`ReflectConv`; other ReLUs become in-place (inference only)."""
+    layers: list[nn.Module] = []
+    mods = list(seq)
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, nn.Sequential):
+            layers.append(fuse_reflect_convs(m, pad_mode, fused))
+        elif (
+            isinstance(m, nn.ReflectionPad2d)
+            and tuple(m.padding) == (1, 1, 1, 1)
+            and i + 1 < len(mods)
+            and isinstance(conv := mods[i + 1], nn.Conv2d)
+        ):
+            relu = i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU)
+            layers.append(ReflectConv(copy.deepcopy(conv), pad_mode, relu, fused))
+            i += 2 if relu else 1
+        elif isinstance(m, nn.ReLU):
+            layers.append(nn.ReLU(inplace=True))
+        else:
+            layers.append(copy.deepcopy(m))
+        i += 1
+    return nn.Sequential(*layers)
+
+
+def build_inference_net(
+    generator: CASTGenerator, pad_mode: str, fused: bool = False
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """(encoder, decoder) copies of the generator's encoder and Dec_B for inference."""
+    enc = fuse_reflect_convs(
+        nn.Sequential(
+            generator.encoder.enc_1,
+            generator.encoder.enc_2,
+            generator.encoder.enc_3,
+            generator.encoder.enc_4,
+        ),
+        pad_mode,
+        fused,
+    )
+    dec = fuse_reflect_convs(generator.dec_b.decoder, pad_mode, fused)
+    return enc.eval().requires_grad_(False), dec.eval().requires_grad_(False)
+
+
+def count_conv_flops(generator: CASTGenerator, height: int = 256, width: int = 256) -> float:
+    """FLOPs (2 per multiply-add) of the generator's convolutions per input pixel.
+
+    Counted by running encoder + Dec_B once on a (1, 3, H, W) input with hooks on every conv.
+    """
+    total = 0
+
+    def hook(m: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> None:
+        nonlocal total
+        assert isinstance(m, nn.Conv2d)
+        k = m.kernel_size[0] * m.kernel_size[1]
+        total += 2 * (m.in_channels // m.groups) * k * out.numel()
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in [*generator.encoder.modules(), *generator.dec_b.modules()]
+        if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.inference_mode():
+            p = next(generator.parameters())
+            x = torch.zeros(1, 3, height, width, device=p.device, dtype=p.dtype)
+            generator.dec_b(generator.encode(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (height * width)
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+
+def processing_size(h: int, w: int, resolution: int) -> tuple[int, int]:
+    """The (H, W) a frame of (h, w) is processed at: shorter side ``resolution`` (0: native).
+
+    Frames already at or below the resolution are processed natively (never upscaled).
+    """
+    if resolution <= 0 or min(h, w) <= resolution:
+        return h, w
+    s = resolution / min(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _as_hwc_uint8(frame: np.ndarray | Tensor) -> Tensor:
+    """Validate one uint8 (H, W, 3) frame (numpy or tensor) and return it as a CPU/any tensor."""
+    t = torch.from_numpy(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
+    if not isinstance(t, Tensor):
+        raise InputError(f"a frame must be a numpy array or a tensor, got {type(frame).__name__}")
+    if t.dtype != torch.uint8 or t.dim() != 3 or t.shape[2] != 3:
+        raise InputError(
+            f"a frame must be uint8 RGB of shape (H, W, 3), got {t.dtype} {tuple(t.shape)}"
+        )
+    if t.shape[0] < 1 or t.shape[1] < 1:
+        raise InputError(f"a frame must not be empty, got {tuple(t.shape)}")
+    return t
+
+
+# --- the engine -----------------------------------------------------------------------------------
 
 
 class StylizeEngine:
@@ -45,60 +320,323 @@ class StylizeEngine:
     def __init__(self, generator: CASTGenerator, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.device = torch.device(self.config.device)
+        if self.device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise InputError(
+                    "device cuda: no CUDA device is available on this machine; use cpu"
+                )
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
+        if self.config.threads and self.device.type == "cpu":
+            torch.set_num_threads(self.config.threads)
+        self.precision = resolve_precision(self.config.precision, self.device)
+        self.dtype = _DTYPES[self.precision]
+        cl = self.config.channels_last
+        if cl is None:  # measured faster on CPU at every precision (pooling, padding in NHWC)
+            cl = self.device.type == "cpu" or self.precision != "fp32"
+        self.channels_last = cl
+        pad = self.config.pad_mode
+        eager = self.config.compile == "off"
+        if pad == "auto":  # eager CUDA reflect-pad in channels_last is slow (design.md)
+            cuda_cl = self.device.type == "cuda" and self.channels_last
+            pad = "cat" if cuda_cl and eager else "module"
+        self.pad_mode = pad
+        fuse = self.config.fuse_relu
+        cpu_ok = self.device.type == "cpu" and mkldnn_fused_conv_available()
+        if fuse == "on" and not cpu_ok:
+            raise InputError("fuse_relu=on needs a CPU device with oneDNN (mkldnn)")
+        self.fused = cpu_ok and (fuse == "on" or (fuse == "auto" and eager))
         self.generator = generator.to(self.device).eval()
         self.content_stats_hook: StatsHook | None = None
+        self._codes: OrderedDict[int, tuple[StyleCode, Tensor, Tensor]] = OrderedDict()
+        self._pinned: dict[tuple[int, ...], Tensor] = {}
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.reload()
 
-    def _processing_size(self, h: int, w: int) -> tuple[int, int]:
-        r = self.config.resolution
-        if r <= 0 or min(h, w) <= r:
-            return h, w
-        s = r / min(h, w)
-        return max(1, round(h * s)), max(1, round(w * s))
+    # --- setup ---------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Rebuild the inference network from the generator's current weights."""
+        enc, dec = build_inference_net(self.generator, self.pad_mode, self.fused)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
+        dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
+        self._enc_module, self._dec_module = enc, dec
+        self._encoder: Callable[[Tensor], Tensor] = enc
+        self._decoder: Callable[[Tensor], Tensor] = dec
+        if self.config.compile != "off":
+            mode = None if self.config.compile == "default" else self.config.compile
+            self._encoder = torch.compile(enc, mode=mode, dynamic=False)
+            self._decoder = torch.compile(dec, mode=mode, dynamic=False)
+        self._codes.clear()
+
+    def set_resolution(self, resolution: int) -> None:
+        """Change the processing shorter side (0: native) between frames, e.g. after an
+        :class:`EngineOutOfMemoryError`; nothing is rebuilt (a compiled engine compiles the
+        new size once)."""
+        self.config = dataclasses.replace(self.config, resolution=resolution)
+
+    def describe(self) -> str:
+        """One line naming the configuration actually used (for logs and benchmarks)."""
+        layout = "channels_last" if self.channels_last else "nchw"
+        extra = f", compile={self.config.compile}" if self.config.compile != "off" else ""
+        res = f"{self.config.resolution}p" if self.config.resolution else "native"
+        threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
+        fused = "+fused-relu" if self.fused else ""
+        return (
+            f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}, "
+            f"{res}{threads}"
+        )
+
+    def _code_stats(self, code: StyleCode) -> tuple[Tensor, Tensor]:
+        """The code's (mean, std) as float32 on the device, cached by the code object."""
+        key = id(code)
+        hit = self._codes.get(key)
+        if hit is not None and hit[0] is code:
+            self._codes.move_to_end(key)
+            return hit[1], hit[2]
+        if code.channels != 512:
+            raise InputError(f"style code has {code.channels} channels, the encoder gives 512")
+        mean = code.mean.detach().to(self.device, torch.float32)
+        std = code.std.detach().to(self.device, torch.float32)
+        self._codes[key] = (code, mean, std)
+        while len(self._codes) > _CODE_CACHE_SIZE:
+            self._codes.popitem(last=False)
+        return mean, std
+
+    # --- tensor-level API ----------------------------------------------------------------------
+
+    def _pinned_buffer(self, shape: tuple[int, ...], slot: int = 0) -> Tensor:
+        key = (*shape, slot)
+        buf = self._pinned.get(key)
+        if buf is None:
+            if len(self._pinned) > 16:
+                self._pinned.clear()
+            buf = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+            self._pinned[key] = buf
+        return buf
+
+    def upload_uint8(self, frames: Sequence[np.ndarray | Tensor]) -> Tensor:
+        """uint8 (H, W, 3) frames of one size → uint8 (B, H, W, 3) on the device.
+
+        On CUDA the bytes go through a pinned host buffer (asynchronous copy); only uint8
+        crosses the bus.
+        """
+        ts = [_as_hwc_uint8(f) for f in frames]
+        if not ts:
+            raise InputError("no frames given")
+        shape = tuple(ts[0].shape)
+        if any(tuple(t.shape) != shape for t in ts):
+            raise InputError(
+                "all frames of a batch must have the same size, got "
+                + ", ".join(str(tuple(t.shape)) for t in ts)
+            )
+        if self.device.type != "cuda":
+            return torch.stack([t.to(self.device) for t in ts])
+        if all(t.device == self.device for t in ts):  # already on the device
+            return torch.stack(ts)
+        pinned = self._pinned_buffer((len(ts), *shape), slot=0)
+        torch.cuda.current_stream(self.device).synchronize()  # previous copy out of `pinned` done
+        for i, t in enumerate(ts):
+            pinned[i].copy_(t)
+        return pinned.to(self.device, non_blocking=True)
+
+    def upload(self, frame: np.ndarray | Tensor) -> Tensor:
+        """uint8 (H, W, 3) RGB → float32 (1, 3, H, W) in [-1, 1] on the device."""
+        return Fn.uint8_to_unit(self.upload_uint8([frame]).permute(0, 3, 1, 2))
+
+    def download(self, t: Tensor) -> np.ndarray:
+        """float (1, 3, H, W) or (3, H, W) in ~[-1, 1] → uint8 (H, W, 3) RGB (clamped, rounded)."""
+        if t.dim() == 3:
+            t = t.unsqueeze(0)
+        if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+            raise InputError(f"download expects (1, 3, H, W), got {tuple(t.shape)}")
+        return self.download_batch(t)[0]
+
+    def download_batch(self, t: Tensor) -> list[np.ndarray]:
+        """float (B, 3, H, W) → B uint8 (H, W, 3) arrays; only uint8 crosses the bus."""
+        u8 = Fn.unit_to_uint8(t.float(), rounding="round")  # (B, H, W, 3) on the device
+        if u8.device.type != "cuda":
+            return list(u8.cpu().numpy())
+        host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(u8, non_blocking=True)
+        torch.cuda.current_stream(u8.device).synchronize()
+        return list(host.numpy())
 
     @torch.inference_mode()
-    def _run(self, x: Tensor, code: StyleCode, alpha: float, preserve_color: bool) -> Tensor:
-        """(B, 3, H, W) in [-1, 1] → (B, 3, H, W) output (unclamped)."""
+    def stylize_tensor(
+        self, x: Tensor, code: StyleCode, alpha: float = 1.0, preserve_color: bool = False
+    ) -> Tensor:
+        """float (B, 3, H, W) in [-1, 1] on the device → float32 (B, 3, H, W), unclamped.
+
+        Applies the processing resolution (downscale, reflect-pad to a multiple of 8, run,
+        crop, upscale back to exactly (H, W)).
+        """
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise InputError(f"stylize_tensor expects (B, 3, H, W), got {tuple(x.shape)}")
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        ph, pw = processing_size(h, w, self.config.resolution)
+        x = x.to(self.device)
+        try:
+            return self._run(x, code, alpha, preserve_color, (ph, pw))
+        except torch.OutOfMemoryError:
+            raise self._oom_error(h, w, ph, pw) from None
+
+    def _oom_error(self, h: int, w: int, ph: int, pw: int) -> EngineOutOfMemoryError:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        lower = max(144, (min(ph, pw) * 2 // 3) // 8 * 8)
+        return EngineOutOfMemoryError(
+            f"{self.device} ran out of memory stylizing at {pw}x{ph} (input {w}x{h}, "
+            f"{self.precision}); lower the processing resolution, e.g. --resolution {lower}",
+            (ph, pw),
+        )
+
+    def _run(
+        self,
+        x: Tensor,
+        code: StyleCode,
+        alpha: float,
+        preserve_color: bool,
+        size: tuple[int, int],
+    ) -> Tensor:
         h, w = x.shape[-2:]
-        ph, pw = self._processing_size(h, w)
+        ph, pw = size
+        if self.config.compile == "reduce-overhead":  # CUDA graphs: a new frame starts here
+            torch.compiler.cudagraph_mark_step_begin()
         work = (
             F.interpolate(x, size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
             if (ph, pw) != (h, w)
             else x
         )
-        padded, pads = Fn.pad_to_multiple(work, 8)
-        gen = self.generator
-        feat = gen.encode(padded)
-        c_mean, c_std = Fn.channel_mean_std(feat)
+        padded, pads = Fn.pad_to_multiple(work, 8)  # (B, 3, H8, W8)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        padded = padded.to(dtype=self.dtype).contiguous(memory_format=fmt)
+        feat = self._encoder(padded)  # (B, 512, H8/8, W8/8)
+        f32 = feat.float()
+        c_mean, c_std = Fn.channel_mean_std(f32)  # (B, 512, 1, 1) each
         if self.content_stats_hook is not None:
             c_mean, c_std = self.content_stats_hook(c_mean, c_std)
-        mean = code.mean.to(feat.device, feat.dtype)
-        std = code.std.to(feat.device, feat.dtype)
-        t = Fn.adain_from_stats(feat, c_mean, c_std, mean, std)
-        out = Fn.crop_padding(gen.dec_b(Fn.blend_strength(t, feat, alpha)), pads)
+        s_mean, s_std = self._code_stats(code)
+        t = Fn.blend_strength(Fn.adain_from_stats(f32, c_mean, c_std, s_mean, s_std), f32, alpha)
+        out = self._decoder(t.to(self.dtype).contiguous(memory_format=fmt))
+        out = Fn.crop_padding(out, pads).float()
         if (ph, pw) != (h, w):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         if preserve_color:
             out = Fn.preserve_color(out, x)
         return out
 
+    # --- frame-level API -----------------------------------------------------------------------
+
     def process_batch(
         self,
-        frames: Sequence[np.ndarray],
+        frames: Sequence[np.ndarray | Tensor],
         code: StyleCode,
         alpha: float = 1.0,
         preserve_color: bool = False,
     ) -> list[np.ndarray]:
-        """Stylize frames of one size together; each result has its input's size."""
-        if not frames:
+        """Stylize uint8 RGB frames of one size together; each result has its input's size.
+
+        On CUDA with ``streams`` on, frames are pipelined one by one so the upload of the next
+        frame and the download of the previous one overlap the compute of the current one.
+        """
+        if len(frames) == 0:
             return []
-        batch = torch.from_numpy(np.stack(frames)).to(self.device)  # (B, H, W, 3) uint8
-        x = Fn.uint8_to_unit(batch.permute(0, 3, 1, 2))
-        out = self._run(x, code, alpha, preserve_color)
-        u8 = Fn.unit_to_uint8(out.float(), rounding="round").cpu().numpy()
-        return list(u8)
+        if self.device.type == "cuda" and self.config.streams and len(frames) > 1:
+            return self._process_pipelined(frames, code, alpha, preserve_color)
+        u8 = self.upload_uint8(frames)  # (B, H, W, 3)
+        x = Fn.uint8_to_unit(u8.permute(0, 3, 1, 2))
+        return self.download_batch(self.stylize_tensor(x, code, alpha, preserve_color))
 
     def process(
-        self, frame: np.ndarray, code: StyleCode, alpha: float = 1.0, preserve_color: bool = False
+        self,
+        frame: np.ndarray | Tensor,
+        code: StyleCode,
+        alpha: float = 1.0,
+        preserve_color: bool = False,
     ) -> np.ndarray:
         """Stylize one uint8 RGB (H, W, 3) frame."""
         return self.process_batch([frame], code, alpha, preserve_color)[0]
+
+    def warmup(self, height: int, width: int, code: StyleCode | None = None) -> None:
+        """Run one dummy frame of (height, width) so compilation and autotuning happen now."""
+        code = code or StyleCode(
+            mean=torch.zeros(1, 512, 1, 1), std=torch.ones(1, 512, 1, 1), name="warmup"
+        )
+        self.process(np.zeros((height, width, 3), np.uint8), code)
+
+    @torch.inference_mode()
+    def _process_pipelined(
+        self,
+        frames: Sequence[np.ndarray | Tensor],
+        code: StyleCode,
+        alpha: float,
+        preserve_color: bool,
+    ) -> list[np.ndarray]:
+        """CUDA: upload (stream U) → compute (current stream) → download (stream D), 2 slots."""
+        ts = [_as_hwc_uint8(f) for f in frames]
+        shape = tuple(ts[0].shape)
+        if any(tuple(t.shape) != shape for t in ts):
+            raise InputError("all frames of a batch must have the same size")
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
+        h, w = shape[0], shape[1]
+        ph, pw = processing_size(h, w, self.config.resolution)
+        compute = torch.cuda.current_stream(self.device)
+        up, down = torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)
+        slots = 2
+        host_in = [self._pinned_buffer(shape, slot=1 + s) for s in range(slots)]
+        host_out = [self._pinned_buffer(shape, slot=1 + slots + s) for s in range(slots)]
+        dev_in = [torch.empty(shape, dtype=torch.uint8, device=self.device) for _ in range(slots)]
+        dev_out = [torch.empty(shape, dtype=torch.uint8, device=self.device) for _ in range(slots)]
+        uploaded = [torch.cuda.Event() for _ in range(slots)]
+        consumed = [torch.cuda.Event() for _ in range(slots)]
+        computed = [torch.cuda.Event() for _ in range(slots)]
+        downloaded = [torch.cuda.Event() for _ in range(slots)]
+        for s in range(slots):
+            consumed[s].record(compute)
+            downloaded[s].record(down)
+        results: list[np.ndarray | None] = [None] * len(ts)
+
+        def collect(i: int) -> None:
+            s = i % slots
+            downloaded[s].synchronize()
+            results[i] = host_out[s].numpy().copy()
+
+        def start_upload(i: int) -> None:
+            s = i % slots
+            uploaded[s].synchronize()  # the previous H2D copy out of host_in[s] is done
+            host_in[s].copy_(ts[i])
+            with torch.cuda.stream(up):
+                up.wait_event(consumed[s])  # compute no longer reads dev_in[s]
+                dev_in[s].copy_(host_in[s], non_blocking=True)
+                uploaded[s].record(up)
+
+        try:
+            start_upload(0)
+            for i in range(len(ts)):
+                s = i % slots
+                if i + 1 < len(ts):
+                    start_upload(i + 1)
+                compute.wait_event(uploaded[s])
+                x = Fn.uint8_to_unit(dev_in[s].unsqueeze(0).permute(0, 3, 1, 2))
+                consumed[s].record(compute)
+                out = self._run(x, code, alpha, preserve_color, (ph, pw))
+                if i >= slots:
+                    collect(i - slots)  # host_out[s] and dev_out[s] are free again
+                compute.wait_event(downloaded[s])
+                dev_out[s].copy_(Fn.unit_to_uint8(out, rounding="round")[0])
+                computed[s].record(compute)
+                with torch.cuda.stream(down):
+                    down.wait_event(computed[s])
+                    host_out[s].copy_(dev_out[s], non_blocking=True)
+                    downloaded[s].record(down)
+            for i in range(max(0, len(ts) - slots), len(ts)):
+                collect(i)
+        except torch.OutOfMemoryError:
+            raise self._oom_error(h, w, ph, pw) from None
+        return [r for r in results if r is not None]

@@ -1,0 +1,1 @@
+"""The CAST trainer: configs, data, the training step, checkpoints, the run loop."""

@@ -1,0 +1,407 @@
+"""``castrt bench``: time the stylize engine against a naive script, resolution × variant.
+
+Every variant is warmed up once (the first call's time is reported as warm-up), then the
+variants of one resolution are timed in interleaved rounds so that load changes on a shared
+machine hit them alike. ``--pipeline`` hands over to ``realtime.pipeline_bench`` (the
+whole live pipeline: source → engine → sink).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.errors import CastRTError, InputError
+from models.generator import CASTGenerator
+from models.style_code import StyleCode
+from realtime.commands.common import add_model_args, build_generator, configure_threads
+from realtime.commands.common import resolve_device as resolve_device_arg
+from realtime.engine import (
+    COMPILE_MODES,
+    FUSE_MODES,
+    PAD_MODES,
+    PRECISIONS,
+    EngineConfig,
+    StylizeEngine,
+    count_conv_flops,
+    resolve_precision,
+)
+
+DEFAULT_SIZES = "256x256,640x360"
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One resolution × variant measurement (times per frame)."""
+
+    size: str
+    variant: str
+    median_ms: float
+    min_ms: float
+    fps: float
+    tflops: float
+    peak_mib: float
+    warmup_s: float
+    speedup: float  # median of the naive baseline / this median (0: no baseline)
+    cpu_ms: float = 0.0  # median process CPU time per frame, all threads (robust to load)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"640x360,1920x1080"`` → [(640, 360), (1920, 1080)] as (width, height)."""
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            w, h = (int(v) for v in part.split("x"))
+        except ValueError:
+            raise InputError(f"--sizes: expected WxH[,WxH...], got {part!r}") from None
+        if w < 8 or h < 8 or w > 16384 or h > 16384:
+            raise InputError(f"--sizes: {part} is out of range (8..16384 per side)")
+        sizes.append((w, h))
+    if not sizes:
+        raise InputError("--sizes: no size given")
+    return sizes
+
+
+def parse_choices(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
+    """Comma-separated choices, each in ``allowed``, duplicates dropped."""
+    out: list[str] = []
+    for v in (p.strip() for p in text.split(",")):
+        if not v:
+            continue
+        if v not in allowed:
+            raise InputError(f"{flag}: {v!r} is not one of {', '.join(allowed)}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise InputError(f"{flag}: nothing given")
+    return out
+
+
+def machine_info(device: torch.device) -> dict[str, str]:
+    """CPU / GPU names and library versions for the results file."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "threads": str(torch.get_num_threads()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def reset_peak(device: torch.device) -> None:
+    """Start a new peak-memory window (CUDA allocator; Linux resident-set high-water mark)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):  # elsewhere the peak is the process's so far
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mib(device: torch.device) -> float:
+    """Peak device memory since :func:`reset_peak` (CUDA) or peak RSS of the process (CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 2**20
+
+
+NAIVE_LAYOUTS = {
+    "nchw": "naive fp32 (host float)",
+    "nhwc": "naive fp32 (host float, NHWC strides)",
+}
+
+
+def naive_runner(
+    gen: CASTGenerator, code: StyleCode, device: torch.device, layout: str = "nchw"
+) -> Callable[[list[np.ndarray]], object]:
+    """What a user script does: float32 host tensors up, eager fp32 model, float32 back.
+
+    ``nchw``: a contiguous (B, 3, H, W) tensor, as torchvision's ``ToTensor`` (the reference
+    test path) makes; ``nhwc``: ``permute`` then ``float()``, which keeps the frame's
+    channels-last strides, so PyTorch runs the whole network channels_last.
+    """
+
+    def run(frames: list[np.ndarray]) -> object:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            if layout == "nchw":
+                x = x.contiguous()
+            out = gen.stylize(x.to(device), code, exact_size=True).cpu()
+            return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+    return run
+
+
+def engine_runner(engine: StylizeEngine, code: StyleCode) -> Callable[[list[np.ndarray]], object]:
+    """The engine's batch call: uint8 frames in, uint8 frames out."""
+
+    def run(frames: list[np.ndarray]) -> object:
+        return engine.process_batch(frames, code)
+
+    return run
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def engine_variants(
+    args: argparse.Namespace, device: torch.device
+) -> list[tuple[str, EngineConfig]]:
+    """(name, config) for every precision × compile × pad-mode combination asked for."""
+    out: list[tuple[str, EngineConfig]] = []
+    seen: set[EngineConfig] = set()
+    for prec in parse_choices(args.precision, PRECISIONS, "--precision"):
+        resolved = resolve_precision(prec, device)
+        for comp in parse_choices(args.compile, COMPILE_MODES, "--compile"):
+            for pad in parse_choices(args.pad_mode, PAD_MODES, "--pad-mode"):
+                for fuse in parse_choices(args.fuse_relu, FUSE_MODES, "--fuse-relu"):
+                    cfg = EngineConfig(
+                        device=str(device),
+                        precision=resolved,
+                        resolution=args.resolution,
+                        pad_mode=pad,
+                        fuse_relu=fuse,
+                        compile=comp,
+                        threads=args.threads,
+                    )
+                    if cfg in seen:
+                        continue
+                    seen.add(cfg)
+                    out.append((cfg_name(cfg), cfg))
+    return out
+
+
+def cfg_name(cfg: EngineConfig) -> str:
+    parts = [f"engine {cfg.precision}"]
+    if cfg.pad_mode != "auto":
+        parts.append(f"pad={cfg.pad_mode}")
+    if cfg.fuse_relu != "auto":
+        parts.append(f"fuse-relu={cfg.fuse_relu}")
+    if cfg.compile != "off":
+        parts.append(f"compile={cfg.compile}")
+    if cfg.resolution:
+        parts.append(f"{cfg.resolution}p")
+    return " ".join(parts)
+
+
+def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], float]:
+    """Run the benchmark; returns rows, machine info and FLOPs per pixel."""
+    device = resolve_device_arg(args.device)
+    configure_threads(args.threads)
+    if args.repeats < 1 or args.batch < 1:
+        raise InputError("--repeats and --batch must be >= 1")
+    sizes = parse_sizes(args.sizes)
+    gen = build_generator(args, device)
+    flops_px = count_conv_flops(gen)
+    style = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    code = gen.style_code(style.to(device)).to("cpu")
+    variants = engine_variants(args, device)
+    engines: dict[str, StylizeEngine] = {}
+    rows: list[BenchRow] = []
+    rng = np.random.default_rng(0)
+    for w, h in sizes:
+        frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.batch)]
+        runners: dict[str, Callable[[list[np.ndarray]], object]] = {}
+        if not args.no_naive:
+            for layout in parse_choices(args.naive, tuple(NAIVE_LAYOUTS), "--naive"):
+                runners[NAIVE_LAYOUTS[layout]] = naive_runner(gen, code, device, layout)
+        for name, cfg in variants:
+            if name not in engines:
+                engines[name] = StylizeEngine(gen, cfg)
+            e = engines[name]
+            label = f"{name} [{e.precision} {'cl' if e.channels_last else 'nchw'}]"
+            runners[label] = engine_runner(e, code)
+        warm: dict[str, float] = {}
+        peaks: dict[str, float] = {}
+        times: dict[str, list[float]] = {k: [] for k in runners}
+        cpu: dict[str, list[float]] = {k: [] for k in runners}
+        for name, run in runners.items():
+            reset_peak(device)
+            t0 = time.perf_counter()
+            try:
+                run(frames)
+                _sync(device)
+            except torch.OutOfMemoryError:
+                raise InputError(f"out of memory at {w}x{h} ({name}); drop that size") from None
+            warm[name] = time.perf_counter() - t0
+            peaks[name] = peak_mib(device)
+            print(f"  {w}x{h} {name}: warm-up {warm[name]:.2f} s", file=sys.stderr)
+        for _ in range(args.repeats):
+            for name, run in runners.items():
+                _sync(device)
+                t0, c0 = time.perf_counter(), time.process_time()
+                run(frames)
+                _sync(device)
+                times[name].append((time.perf_counter() - t0) * 1e3 / args.batch)
+                cpu[name].append((time.process_time() - c0) * 1e3 / args.batch)
+        base = statistics.median(times[next(iter(times))]) if not args.no_naive else 0.0
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            rows.append(
+                BenchRow(
+                    size=f"{w}x{h}",
+                    variant=name,
+                    median_ms=med,
+                    min_ms=min(ts),
+                    fps=1e3 / med,
+                    tflops=flops_px * w * h / (med * 1e-3) / 1e12,
+                    peak_mib=peaks[name],
+                    warmup_s=warm[name],
+                    speedup=base / med if base else 0.0,
+                    cpu_ms=statistics.median(cpu[name]),
+                )
+            )
+    return rows, machine_info(device), flops_px
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A Markdown table of the rows."""
+    head = (
+        "| size | variant | median ms | min ms | fps | TFLOP/s | peak MiB | warm-up s | "
+        "× naive | CPU ms |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r.size} | {r.variant} | {r.median_ms:.1f} | {r.min_ms:.1f} | {r.fps:.1f} | "
+            f"{r.tflops:.3f} | {r.peak_mib:.0f} | {r.warmup_s:.2f} | "
+            + (f"{r.speedup:.2f}× |" if r.speedup else "– |")
+            + f" {r.cpu_ms:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """``--pipeline``: the whole-pipeline benchmark written by the live pipeline's owners."""
+    try:
+        module = importlib.import_module("realtime.pipeline_bench")
+    except ModuleNotFoundError as exc:
+        if exc.name == "realtime.pipeline_bench":
+            raise CastRTError(
+                "--pipeline: the pipeline benchmark (realtime.pipeline_bench) is not part of this build"
+            ) from None
+        raise
+    return int(module.run(args) or 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.pipeline:
+        return run_pipeline(args)
+    rows, info, flops_px = bench(args)
+    print(
+        f"castrt bench — {info.get('gpu', info['cpu'])}, torch {info['torch']}, "
+        f"{info['threads']} CPU threads, batch {args.batch}, {args.repeats} repeats, "
+        f"{flops_px / 1e6:.3f} MFLOP/pixel"
+    )
+    print(format_table(rows))
+    if args.json:
+        payload = {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": info,
+            "flops_per_pixel": flops_px,
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "rows": [asdict(r) for r in rows],
+        }
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        tmp.replace(path)
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="time the stylize engine against a naive script (resolution × variant)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_args(p)
+    p.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help=f"comma-separated WxH frame sizes (default {DEFAULT_SIZES})",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32,auto",
+        help="comma-separated engine precisions: auto, fp32, bf16, fp16 (default fp32,auto)",
+    )
+    p.add_argument(
+        "--compile",
+        default="off",
+        help="comma-separated torch.compile modes: off, default, reduce-overhead, max-autotune",
+    )
+    p.add_argument(
+        "--pad-mode",
+        default="auto",
+        help="comma-separated reflection-padding code: auto, module, cat, border (same numbers)",
+    )
+    p.add_argument(
+        "--fuse-relu",
+        default="auto",
+        help="comma-separated CPU conv+ReLU fusion settings: auto, on, off",
+    )
+    p.add_argument(
+        "--resolution", type=int, default=0, help="processing shorter side (default 0: native)"
+    )
+    p.add_argument("--batch", type=int, default=1, help="frames per call (default 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    p.add_argument(
+        "--naive",
+        default="nchw",
+        help="naive baselines, comma-separated: nchw (ToTensor-style contiguous input, the "
+        "first is the speed-up reference), nhwc (permute+float, channels-last strides)",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="benchmark the whole live pipeline instead (realtime.pipeline_bench)",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=10.0, help="--pipeline: how long to run (default 10)"
+    )
+    p.add_argument(
+        "--frames", type=int, default=0, help="--pipeline: stop after N frames (0: use --seconds)"
+    )
+    p.set_defaults(func=run)

@@ -1,0 +1,116 @@
+"""Pure tensor ops: statistics, AdaIN, strength, interpolation, colour, uint8, padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import functional as Fn
+
+
+def rand(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_channel_mean_std_is_unbiased_with_eps_inside_sqrt() -> None:
+    x = rand(2, 3, 5, 7)
+    mean, std = Fn.channel_mean_std(x)
+    flat = x.reshape(2, 3, -1).double()
+    n = flat.shape[-1]
+    var = ((flat - flat.mean(-1, keepdim=True)) ** 2).sum(-1) / (n - 1)
+    assert mean.shape == std.shape == (2, 3, 1, 1)
+    torch.testing.assert_close(std.view(2, 3).double(), (var + 1e-5).sqrt(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(mean.view(2, 3).double(), flat.mean(-1), rtol=1e-6, atol=1e-6)
+
+
+def test_adain_gives_style_statistics() -> None:
+    c = rand(1, 4, 16, 16, seed=1)
+    s_mean, s_std = (
+        torch.tensor([1.0, -2.0, 0.5, 3.0]).view(1, 4, 1, 1),
+        torch.tensor([0.5, 2.0, 1.0, 0.1]).view(1, 4, 1, 1),
+    )
+    out = Fn.adain(c, s_mean, s_std)
+    mean, std = Fn.channel_mean_std(out)
+    torch.testing.assert_close(mean, s_mean, atol=1e-5, rtol=0)
+    # std of output = s_std * sqrt(var_c / (var_c + eps)) ~ s_std
+    torch.testing.assert_close(std, s_std, atol=1e-3, rtol=1e-3)
+
+
+def test_adain_from_stats_equals_adain_with_own_stats() -> None:
+    c = rand(2, 3, 8, 8, seed=2)
+    s_mean, s_std = rand(1, 3, 1, 1, seed=3), rand(1, 3, 1, 1, seed=4).abs() + 0.1
+    cm, cs = Fn.channel_mean_std(c)
+    torch.testing.assert_close(
+        Fn.adain_from_stats(c, cm, cs, s_mean, s_std), Fn.adain(c, s_mean, s_std)
+    )
+
+
+def test_blend_strength_endpoints_and_validation() -> None:
+    t, c = rand(1, 2, 3, 3, seed=5), rand(1, 2, 3, 3, seed=6)
+    assert Fn.blend_strength(t, c, 1.0) is t
+    torch.testing.assert_close(Fn.blend_strength(t, c, 0.0), c)
+    torch.testing.assert_close(Fn.blend_strength(t, c, 0.25), 0.25 * t + 0.75 * c)
+    with pytest.raises(ValueError):
+        Fn.blend_strength(t, c, 1.5)
+
+
+def test_interpolating_stats_equals_interpolating_adain_features() -> None:
+    c = rand(1, 8, 6, 6, seed=7)
+    means = [rand(1, 8, 1, 1, seed=s) for s in (8, 9, 10)]
+    stds = [rand(1, 8, 1, 1, seed=s).abs() + 0.2 for s in (11, 12, 13)]
+    weights = [0.5, 0.3, 0.2]
+    m, s = Fn.interpolate_stats(means, stds, [5.0, 3.0, 2.0])  # normalised internally
+    mixed = Fn.adain(c, m, s)
+    expected = sum(w * Fn.adain(c, mi, si) for w, mi, si in zip(weights, means, stds))
+    assert isinstance(expected, torch.Tensor)
+    torch.testing.assert_close(mixed, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0]])
+def test_bad_weights_are_refused(weights: list[float]) -> None:
+    with pytest.raises(ValueError):
+        Fn.normalize_weights(weights, 2)
+
+
+def test_preserve_color_keeps_content_chroma_and_stylized_luma() -> None:
+    content = rand(1, 3, 8, 8, seed=14).clamp(-0.8, 0.8)
+    stylized = rand(1, 3, 8, 8, seed=15).clamp(-0.8, 0.8)
+    out = Fn.preserve_color(stylized, content)
+    to01 = lambda x: (x + 1) / 2  # noqa: E731
+    luma = lambda x: 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]  # noqa: E731
+    unclipped = (out > -1 + 1e-6) & (out < 1 - 1e-6)
+    mask = unclipped.all(dim=1)
+    torch.testing.assert_close(luma(to01(out))[mask], luma(to01(stylized))[mask], atol=1e-5, rtol=0)
+    chroma_out = to01(out) - luma(to01(out)).unsqueeze(1)
+    chroma_c = to01(content) - luma(to01(content)).unsqueeze(1)
+    torch.testing.assert_close(
+        chroma_out.permute(0, 2, 3, 1)[mask], chroma_c.permute(0, 2, 3, 1)[mask], atol=1e-5, rtol=0
+    )
+
+
+def test_uint8_round_trip_and_layouts() -> None:
+    img = torch.randint(0, 256, (5, 7, 3), dtype=torch.uint8)
+    x = Fn.uint8_to_unit(img)
+    assert x.shape == (1, 3, 5, 7) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(Fn.unit_to_uint8(x, rounding="round")[0], img)
+    # truncation maps exactly-representable levels back too, and clamps out-of-range
+    assert Fn.unit_to_uint8(torch.full((1, 3, 1, 1), 3.0))[0, 0, 0].tolist() == [255, 255, 255]
+    assert Fn.unit_to_uint8(torch.full((1, 3, 1, 1), -3.0))[0, 0, 0].tolist() == [0, 0, 0]
+    with pytest.raises(TypeError):
+        Fn.uint8_to_unit(img.float())
+
+
+@pytest.mark.parametrize(("h", "w"), [(204, 260), (8, 8), (1, 1), (3, 13), (17, 9)])
+def test_pad_and_crop_are_inverse(h: int, w: int) -> None:
+    x = rand(1, 3, h, w, seed=16)
+    padded, pads = Fn.pad_to_multiple(x, 8)
+    assert padded.shape[-2] % 8 == 0 and padded.shape[-1] % 8 == 0
+    assert min(padded.shape[-2:]) >= 16
+    assert torch.equal(Fn.crop_padding(padded, pads), x)
+
+
+def test_padding_is_reflection_when_possible() -> None:
+    x = torch.arange(10.0).view(1, 1, 1, 10).expand(1, 1, 12, 10).contiguous()
+    padded, (left, right, _, _) = Fn.pad_to_multiple(x, 8)
+    assert (left, right) == (3, 3)
+    assert padded[0, 0, 0, :4].tolist() == [3.0, 2.0, 1.0, 0.0]  # reflect, not replicate

@@ -1,0 +1,343 @@
+"""StylizeEngine: numerics against the generator, sizes, resolution, codes, precision, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import functional as Fn
+from models.errors import InputError
+from models.generator import CASTGenerator, untrained_generator
+from models.style_code import StyleCode
+from realtime.engine import (
+    EngineConfig,
+    EngineOutOfMemoryError,
+    ReflectConv,
+    StylizeEngine,
+    count_conv_flops,
+    cpu_bf16_supported,
+    processing_size,
+    reflect_pad1_cat,
+    resolve_precision,
+)
+
+
+def smooth_frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth-ish uint8 RGB test image (random low-frequency pattern)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=g)
+    img = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    return (img[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.fixture(scope="module")
+def gen() -> CASTGenerator:
+    """Seeded random weights with the last conv scaled so outputs lie in the image range.
+
+    Untrained He-normal weights give outputs with std ≈ 2.6 (two thirds clamped), which
+    amplifies rounding differences 4× compared with a trained model whose output is an
+    image; scaling the final conv by 1/4 gives std ≈ 0.6, like a real stylization.
+    """
+    g = untrained_generator(seed=3, with_photo_decoder=False)
+    last = g.dec_b.decoder[28]
+    assert isinstance(last, torch.nn.Conv2d) and last.out_channels == 3
+    with torch.no_grad():
+        last.weight.mul_(0.25)
+        last.bias.mul_(0.25)
+    return g
+
+
+@pytest.fixture(scope="module")
+def code(gen: CASTGenerator) -> StyleCode:
+    style = Fn.uint8_to_unit(torch.from_numpy(smooth_frame(64, 80, seed=7)))
+    return gen.style_code(style)
+
+
+def reference(gen: CASTGenerator, frame: np.ndarray, code: StyleCode, alpha: float = 1.0):
+    with torch.inference_mode():
+        x = Fn.uint8_to_unit(torch.from_numpy(frame))
+        out = gen.stylize(x, code, alpha, exact_size=True)
+        return Fn.unit_to_uint8(out, rounding="round")[0].numpy()
+
+
+def level_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    return np.abs(a.astype(np.int16) - b.astype(np.int16))
+
+
+@pytest.mark.parametrize("size", [(64, 64), (45, 70), (33, 17)])
+def test_fp32_cpu_matches_generator_within_one_level(gen, code, size):
+    frame = smooth_frame(*size)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    out = engine.process(frame, code)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert level_diff(out, reference(gen, frame, code)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("pad_mode", "channels_last", "fuse_relu"),
+    [
+        ("module", True, "off"),
+        ("cat", True, "on"),
+        ("border", False, "on"),
+        ("border", True, "off"),
+    ],
+)
+def test_fp32_memory_formats_pad_modes_and_fusion_match(
+    gen, code, pad_mode, channels_last, fuse_relu
+):
+    frame = smooth_frame(40, 56, seed=1)
+    engine = StylizeEngine(
+        gen,
+        EngineConfig(
+            precision="fp32", channels_last=channels_last, pad_mode=pad_mode, fuse_relu=fuse_relu
+        ),
+    )
+    assert engine.pad_mode == pad_mode and engine.fused == (fuse_relu == "on")
+    assert level_diff(engine.process(frame, code, 0.6), reference(gen, frame, code, 0.6)).max() <= 1
+
+
+@pytest.mark.parametrize("size", [(2, 2), (2, 5), (6, 3), (9, 11)])
+@pytest.mark.parametrize("relu", [True, False])
+def test_reflect_conv_pad_modes_agree(size, relu):
+    conv = torch.nn.Conv2d(4, 5, 3)
+    x = torch.randn(2, 4, *size)
+    want = conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+    want = F.relu(want) if relu else want
+    with torch.inference_mode():
+        for mode in ("module", "cat", "border"):
+            for fused in (False, True):
+                got = ReflectConv(conv, mode, relu, fused)(x)
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_reflect_pad_cat_equals_reflect_pad():
+    x = torch.randn(2, 5, 7, 9)
+    torch.testing.assert_close(reflect_pad1_cat(x), F.pad(x, (1, 1, 1, 1), mode="reflect"))
+    xc = x.contiguous(memory_format=torch.channels_last)
+    y = reflect_pad1_cat(xc)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, F.pad(x, (1, 1, 1, 1), mode="reflect"))
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bf16")
+def test_bf16_cpu_within_three_levels_on_999_permille(gen, code):
+    frame = smooth_frame(96, 128, seed=2)
+    engine = StylizeEngine(gen, EngineConfig(precision="bf16"))
+    assert engine.dtype == torch.bfloat16 and engine.channels_last
+    d = level_diff(engine.process(frame, code), reference(gen, frame, code))
+    assert (d <= 3).mean() >= 0.999
+
+
+def test_resolve_precision():
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_bf16_supported() else "fp32")
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    with pytest.raises(InputError, match="fp16"):
+        resolve_precision("fp16", cpu)
+
+
+def test_config_validation():
+    with pytest.raises(InputError, match="precision"):
+        EngineConfig(precision="int8")
+    with pytest.raises(InputError, match="pad_mode"):
+        EngineConfig(pad_mode="zeros")
+    with pytest.raises(InputError, match="compile"):
+        EngineConfig(compile="yes")
+    with pytest.raises(InputError, match="fuse_relu"):
+        EngineConfig(fuse_relu="maybe")
+    with pytest.raises(InputError, match="resolution"):
+        EngineConfig(resolution=-1)
+
+
+def test_processing_size():
+    assert processing_size(1080, 1920, 0) == (1080, 1920)
+    assert processing_size(1080, 1920, 720) == (720, 1280)
+    assert processing_size(1920, 1080, 720) == (1280, 720)
+    assert processing_size(360, 640, 720) == (360, 640)  # never upscaled
+
+
+def test_processing_resolution_runs_small_and_returns_input_size(gen, code):
+    frame = smooth_frame(90, 150, seed=4)
+    seen: list[tuple[int, ...]] = []
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32", resolution=40))
+    enc = engine._encoder
+    engine._encoder = lambda x: (seen.append(tuple(x.shape)), enc(x))[1]
+    out = engine.process(frame, code)
+    assert out.shape == frame.shape
+    # 90x150 -> 40x67 -> padded to 40x72
+    assert seen == [(1, 3, 40, 72)]
+    # close to the native result, smoothed: mean error a few levels at most
+    native = reference(gen, frame, code)
+    assert level_diff(out, native).mean() < 40
+
+
+def test_set_resolution_between_frames(gen, code):
+    frame = smooth_frame(64, 96, seed=4)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    native = engine.process(frame, code)
+    engine.set_resolution(32)
+    small = engine.process(frame, code)
+    assert small.shape == frame.shape and engine.config.resolution == 32
+    assert level_diff(small, native).max() > 0
+    with pytest.raises(InputError, match="resolution"):
+        engine.set_resolution(-5)
+
+
+def test_batch_equals_single_frames(gen, code):
+    frames = [smooth_frame(32, 48, seed=s) for s in range(3)]
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    batch = engine.process_batch(frames, code, 0.8)
+    assert len(batch) == 3
+    for f, b in zip(frames, batch):
+        assert level_diff(b, engine.process(f, code, 0.8)).max() <= 1
+    assert engine.process_batch([], code) == []
+
+
+def test_batch_of_mixed_sizes_is_refused(gen, code):
+    engine = StylizeEngine(gen, EngineConfig())
+    with pytest.raises(InputError, match="same size"):
+        engine.process_batch([smooth_frame(32, 32), smooth_frame(32, 40)], code)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8), np.zeros((0, 8, 3), np.uint8)],
+)
+def test_bad_frames_are_refused(gen, code, bad):
+    with pytest.raises(InputError, match="frame"):
+        StylizeEngine(gen, EngineConfig()).process(bad, code)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (16, 3), (1, 1), (9, 9)])
+def test_tiny_frames_match_the_generator(gen, code, size):
+    frame = smooth_frame(*size)
+    for cfg in (EngineConfig(), EngineConfig(precision="fp32", pad_mode="border")):
+        out = StylizeEngine(gen, cfg).process(frame, code)
+        assert out.shape == frame.shape
+        assert level_diff(out, reference(gen, frame, code)).max() <= 1
+
+
+def test_alpha_out_of_range_is_refused(gen, code):
+    with pytest.raises(InputError, match="alpha"):
+        StylizeEngine(gen, EngineConfig()).process(smooth_frame(16, 16), code, 1.5)
+
+
+def test_tensor_frames_are_accepted(gen, code):
+    frame = smooth_frame(24, 32)
+    engine = StylizeEngine(gen, EngineConfig())
+    np.testing.assert_array_equal(
+        engine.process(torch.from_numpy(frame), code), engine.process(frame, code)
+    )
+
+
+def test_style_and_strength_switch_between_frames_uses_code_cache(gen, code):
+    frame = smooth_frame(32, 32, seed=5)
+    other = gen.style_code(Fn.uint8_to_unit(torch.from_numpy(smooth_frame(48, 48, seed=9))))
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    outs = [engine.process(frame, c, a) for c, a in [(code, 1.0), (other, 1.0), (code, 0.3)]]
+    assert len(engine._codes) == 2  # each code moved to the device once
+    assert level_diff(outs[0], reference(gen, frame, code)).max() <= 1
+    assert level_diff(outs[1], reference(gen, frame, other)).max() <= 1
+    assert level_diff(outs[2], reference(gen, frame, code, 0.3)).max() <= 1
+    assert level_diff(outs[0], outs[1]).max() > 10
+
+
+def test_tensor_api_round_trip(gen, code):
+    frame = smooth_frame(40, 24, seed=6)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    x = engine.upload(frame)
+    assert x.shape == (1, 3, 40, 24) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    np.testing.assert_array_equal(engine.download(x), frame)
+    y = engine.stylize_tensor(x, code, 0.7)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    np.testing.assert_array_equal(engine.download(y), engine.process(frame, code, 0.7))
+
+
+def test_content_stats_hook_is_applied(gen, code):
+    frame = smooth_frame(32, 32, seed=8)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    calls: list[tuple[int, ...]] = []
+
+    def hook(mean, std):
+        calls.append(tuple(mean.shape))
+        return mean, std * 2.0
+
+    plain = engine.process(frame, code)
+    engine.content_stats_hook = hook
+    hooked = engine.process(frame, code)
+    assert calls == [(1, 512, 1, 1)]
+    assert level_diff(plain, hooked).max() > 0
+
+
+def test_preserve_color_keeps_content_chroma(gen, code):
+    frame = smooth_frame(32, 32, seed=10)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    with torch.inference_mode():
+        x = Fn.uint8_to_unit(torch.from_numpy(frame))
+        want = Fn.preserve_color(gen.stylize(x, code, exact_size=True), x)
+        want_u8 = Fn.unit_to_uint8(want, rounding="round")[0].numpy()
+    assert level_diff(engine.process(frame, code, preserve_color=True), want_u8).max() <= 1
+
+
+def test_out_of_memory_becomes_a_typed_error_naming_the_resolution(gen, code):
+    engine = StylizeEngine(gen, EngineConfig(resolution=48))
+
+    def boom(x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    engine._encoder = boom
+    with pytest.raises(EngineOutOfMemoryError, match=r"85x48.*--resolution") as info:
+        engine.process(smooth_frame(72, 128), code)
+    assert info.value.size == (48, 85)
+
+
+def test_flops_per_pixel_is_counted_from_the_convs():
+    g = untrained_generator(seed=0, with_photo_decoder=False)
+    assert count_conv_flops(g, 64, 64) == pytest.approx(0.965e6, rel=0.001)
+
+
+def test_describe_names_the_configuration(gen):
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32", resolution=720))
+    assert "fp32" in engine.describe() and "720p" in engine.describe()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("pad_mode", ["module", "cat"])
+def test_cuda_reduced_precision_within_three_levels(gen, code, precision, pad_mode):
+    frame = smooth_frame(200, 360, seed=11)
+    engine = StylizeEngine(gen, EngineConfig("cuda", precision=precision, pad_mode=pad_mode))
+    assert next(engine._dec_module.parameters()).device.type == "cuda"
+    d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
+    assert (d <= 3).mean() >= 0.999
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp32_matches_and_pipelined_batch_equals_single(gen, code):
+    frames = [smooth_frame(72, 100, seed=s) for s in range(5)]
+    engine = StylizeEngine(gen, EngineConfig("cuda", precision="fp32"))
+    single = [engine.process(f, code, 0.9) for f in frames]
+    for f, s in zip(frames, single):
+        ref = reference(gen.cpu(), f, code, 0.9)
+        # cuDNN runs fp32 convolutions in TF32 by default (10-bit mantissa, like fp16)
+        assert (level_diff(s, ref) <= 3).mean() >= 0.999
+    batch = engine.process_batch(frames, code, 0.9)  # pipelined over streams
+    for s, b in zip(single, batch):
+        assert level_diff(s, b).max() <= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_compiled_matches_eager(gen, code):
+    frame = smooth_frame(64, 96, seed=12)
+    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16"))
+    compiled = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", compile="default"))
+    d = level_diff(compiled.process(frame, code), eager.process(frame, code))
+    assert (d <= 3).mean() >= 0.999
