@@ -35,7 +35,9 @@ that write files use (see ``exact_timing``).
 
 Shutdown is explicit and ordered. End of input (or ``max_frames`` frames read) drains: every
 frame already read is processed and written. ``stop()`` (hotkey, SIGINT/SIGTERM, a sink asking
-to quit) aborts: the source stops, frames still queued are discarded and reported as ``left``.
+to quit) aborts: the source stops, frames still queued are discarded and reported as ``left``
+(lossless: frames already processed, and the batch in the processor when the stop came, are
+still written, so a file holds every frame done so far).
 Either way the source is closed by its own thread, sinks are closed (a recording is finalised),
 and every thread is joined with a timeout; threads still alive are named in the report. An
 exception in any stage stops the pipeline and ``run()`` raises one :class:`PipelineError`
@@ -494,12 +496,20 @@ class Pipeline:
                 poll()
 
     def _sink_loop(self, inp: FrameChannel) -> None:
+        stop_seen: float | None = None
         try:
             while True:
                 item = inp.get(self.poll_interval)
                 if item is _NOTHING:
                     if self._stop.is_set():
-                        return
+                        # lossless: the batch being processed when the stop came is still
+                        # written (the processor ends with END), for up to join_timeout
+                        if self.policy == "live" or self._error is not None:
+                            return
+                        now = time.monotonic()
+                        stop_seen = now if stop_seen is None else stop_seen
+                        if now - stop_seen >= self.join_timeout:
+                            return
                     self._poll_sinks()
                     continue
                 if item is END:
