@@ -10,8 +10,10 @@ HTTP control server)::
     class Sink(Protocol):    open(info); write(frame); close()
                              # optional: poll() — called while no frame is waiting
     Processor = Callable[[Frame, LiveSettings], Frame]
+    BatchProcessor = Callable[[list[Frame], LiveSettings], list[Frame]]
     StylizeStage(engine, styles, ...)                # the stylize Processor
-    Pipeline(source, processor, sinks, policy="live" | "lossless", settings=SettingsStore())
+    Pipeline(source, processor, sinks, policy="live" | "lossless", settings=SettingsStore(),
+             batch_size=1, batch_processor=None)
         .run(max_frames=None, stop_event=None) -> PipelineReport   # blocks; raises PipelineError
         .stop()                                                    # from any thread
 
@@ -22,11 +24,20 @@ by bounded channels:
 * ``live``: capacity 1, latest frame wins — a frame that is not taken before the next one
   arrives is dropped and counted, so latency stays bounded whatever the slowest stage does.
 * ``lossless``: blocking (capacity ``queue_size``) — a slow stage slows the source; nothing is
-  ever dropped (files).
+  ever dropped (files). With a ``batch_processor`` and ``batch_size`` N > 1 the process stage
+  gathers up to N frames (fewer at the end of input) and hands them over in one call (a
+  batched engine); frames keep their order. Live mode always processes one frame at a time.
+
+Exact timestamps: ``Frame.pts`` is float seconds (enough for pacing and latency); sources that
+know the container's integer timestamps (``FileSource``) also put ``pts_int``, ``duration``
+(both in ``time_base`` units) and ``time_base`` (a Fraction) into ``Frame.info``, which sinks
+that write files use (see ``exact_timing``).
 
 Shutdown is explicit and ordered. End of input (or ``max_frames`` frames read) drains: every
 frame already read is processed and written. ``stop()`` (hotkey, SIGINT/SIGTERM, a sink asking
-to quit) aborts: the source stops, frames still queued are discarded and reported as ``left``.
+to quit) aborts: the source stops, frames still queued are discarded and reported as ``left``
+(lossless: frames already processed, and the batch in the processor when the stop came, are
+still written, so a file holds every frame done so far).
 Either way the source is closed by its own thread, sinks are closed (a recording is finalised),
 and every thread is joined with a timeout; threads still alive are named in the report. An
 exception in any stage stops the pipeline and ``run()`` raises one :class:`PipelineError`
@@ -132,6 +143,16 @@ class Sink(Protocol):
 
 
 Processor = Callable[[Frame, LiveSettings], Frame]
+BatchProcessor = Callable[[list[Frame], LiveSettings], list[Frame]]
+
+
+def exact_timing(frame: Frame) -> tuple[int, int, Fraction] | None:
+    """``(pts, duration, time_base)`` of a frame from a source that knows the container's
+    integer timestamps (see the module docstring); None otherwise."""
+    info = frame.info
+    if "pts_int" not in info or "time_base" not in info:
+        return None
+    return int(info["pts_int"]), int(info.get("duration") or 0), Fraction(info["time_base"])
 
 
 def passthrough(frame: Frame, settings: LiveSettings) -> Frame:
@@ -327,7 +348,7 @@ class Pipeline:
     def __init__(
         self,
         source: Source,
-        processor: Processor,
+        processor: Processor | None,
         sinks: Sequence[Sink],
         policy: Policy = "live",
         settings: SettingsStore | None = None,
@@ -335,11 +356,20 @@ class Pipeline:
         queue_size: int = 2,
         join_timeout: float = 5.0,
         poll_interval: float = 0.02,
+        batch_size: int = 1,
+        batch_processor: BatchProcessor | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise InputError(f"unknown pipeline policy {policy!r} (choose live or lossless)")
+        if batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {batch_size}")
+        if processor is None and batch_processor is None:
+            raise InputError("a pipeline needs a processor or a batch processor")
         self.source = source
         self.processor = processor
+        self.batch_processor = batch_processor
+        # live: one frame at a time whatever is asked (latency); lossless: up to batch_size
+        self.batch_size = batch_size if policy == "lossless" else 1
         self.sinks = list(sinks)
         self.policy: Policy = policy
         self.settings = settings or SettingsStore()
@@ -356,6 +386,7 @@ class Pipeline:
         self._frames_read = 0
         self._frames_processed = 0
         self._frames_written = 0
+        self._left_in_process = 0
 
     # -- control -------------------------------------------------------------------------
 
@@ -412,18 +443,51 @@ class Pipeline:
                     continue
                 if item is END:
                     break
+                if self._stop.is_set():
+                    self._left_in_process += 1  # stopping: unprocessed frames are discarded
+                    return
+                batch = [item]
+                ended = self._gather(inp, batch)
                 settings = self.settings.get()
                 t0 = time.perf_counter()
-                result = self.processor(item, settings)
-                self.stats.record_stage("process", (time.perf_counter() - t0) * 1000.0)
-                self._frames_processed += 1
-                if not out.put(result):
-                    return
+                results = self._process(batch, settings)
+                per_frame_ms = (time.perf_counter() - t0) * 1000.0 / len(batch)
+                for result in results:
+                    self.stats.record_stage("process", per_frame_ms)
+                    self._frames_processed += 1
+                    if not out.put(result):
+                        return
                 self.stats.set_counter("dropped_output", out.dropped)
+                if ended:
+                    break
         except BaseException as exc:
             self._fail("process", exc)
         finally:
             out.put(END)
+
+    def _gather(self, inp: FrameChannel, batch: list[Frame]) -> bool:
+        """Fill ``batch`` up to ``batch_size`` frames; True when END was taken (the batch is
+        the last). Returns early, leaving a short batch, when the pipeline is stopping."""
+        while len(batch) < self.batch_size and not self._stop.is_set():
+            item = inp.get(self.poll_interval * 5)
+            if item is _NOTHING:
+                continue
+            if item is END:
+                return True
+            batch.append(item)
+        return False
+
+    def _process(self, batch: list[Frame], settings: LiveSettings) -> list[Frame]:
+        """Run the processor over ``batch`` (one call of the batch processor if there is one)."""
+        if self.batch_processor is None or (len(batch) == 1 and self.processor is not None):
+            assert self.processor is not None
+            return [self.processor(f, settings) for f in batch]
+        results = list(self.batch_processor(batch, settings))
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"the batch processor returned {len(results)} frames for {len(batch)}"
+            )
+        return results
 
     def _poll_sinks(self) -> None:
         for sink in self.sinks:
@@ -432,12 +496,20 @@ class Pipeline:
                 poll()
 
     def _sink_loop(self, inp: FrameChannel) -> None:
+        stop_seen: float | None = None
         try:
             while True:
                 item = inp.get(self.poll_interval)
                 if item is _NOTHING:
                     if self._stop.is_set():
-                        return
+                        # lossless: the batch being processed when the stop came is still
+                        # written (the processor ends with END), for up to join_timeout
+                        if self.policy == "live" or self._error is not None:
+                            return
+                        now = time.monotonic()
+                        stop_seen = now if stop_seen is None else stop_seen
+                        if now - stop_seen >= self.join_timeout:
+                            return
                     self._poll_sinks()
                     continue
                 if item is END:
@@ -519,6 +591,7 @@ class Pipeline:
         deadline = time.monotonic() + self.join_timeout
         for t in threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
+        left += self._left_in_process
         for sink in self.sinks:
             try:
                 sink.close()

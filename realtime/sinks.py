@@ -8,6 +8,9 @@
   the fix and disables itself while the other sinks keep running.
 * ``RecordSink``: a video file through ``realtime.video_io.VideoWriter`` (PyAV), timestamps
   from the frames, always finalised to a playable file on close.
+* ``VideoFileSink``: frames with exact container timestamps (``pipeline.exact_timing``) into
+  a ``VideoWriter`` its owner opened and finalises (offline conversion).
+* ``ProgressSink``: a tqdm progress bar with fps and ETA.
 * ``ThreadedSink``: runs another sink on its own thread behind a bounded queue, so a slow
   encoder or device does not stall the window.
 
@@ -31,7 +34,7 @@ import numpy as np
 
 from models.errors import InputError
 from models.fileio import first_line
-from realtime.pipeline import Frame, Sink, SourceInfo
+from realtime.pipeline import Frame, Sink, SourceInfo, exact_timing
 
 SINK_KINDS = ("window", "vcam", "record", "null")
 NO_VCAM_FIX = (
@@ -330,6 +333,78 @@ class RecordSink:
             return
         path = writer.close()
         self.log(f"record: wrote {self.frames} frames to {path}")
+
+
+class VideoFileSink:
+    """Writes each frame at its exact source timestamp into an open ``VideoWriter``.
+
+    The writer belongs to the caller: it may already hold spliced packets (a resumed
+    conversion), and only the caller knows whether the run completed, so it calls
+    ``writer.close()`` (complete: rename into place) or ``writer.abort()`` (keep a playable
+    partial file) after the pipeline returns. Frames without exact timing are refused.
+    """
+
+    name = "video"
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.frames = 0
+
+    def open(self, info: SourceInfo) -> None:
+        spec = self.writer.spec
+        if (info.width, info.height) != (spec.width, spec.height):
+            raise InputError(
+                f"source is {info.width}x{info.height}, the writer expects "
+                f"{spec.width}x{spec.height}"
+            )
+
+    def write(self, frame: Frame) -> None:
+        timing = exact_timing(frame)
+        if timing is None or timing[2] != self.writer.spec.time_base:
+            raise InputError(
+                f"frame {frame.index} has no exact timestamp in the writer's time base "
+                f"{self.writer.spec.time_base}"
+            )
+        pts, duration, _ = timing
+        self.writer.write(frame.image, pts, duration)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Nothing to release here: the owner finalises the writer (see the class docstring)."""
+
+
+class ProgressSink:
+    """A tqdm bar on stderr counting written frames, with fps and ETA."""
+
+    name = "progress"
+
+    def __init__(self, total: int | None, desc: str = "", initial: int = 0) -> None:
+        self.total = total
+        self.desc = desc
+        self.initial = initial
+        self.bar: Any = None
+
+    def open(self, info: SourceInfo) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=self.total or None,
+            initial=self.initial,
+            unit="frame",
+            desc=self.desc,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0.1,
+        )
+
+    def write(self, frame: Frame) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 # -- threading -----------------------------------------------------------------------------

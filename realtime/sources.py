@@ -5,7 +5,9 @@
   camera is gone it yields placeholder frames saying so and reconnects when it returns.
 * ``FileSource``: a video file (``realtime.video_io.VideoReader``, threaded PyAV decoding) or
   a URL (PyAV directly); paced to its own timestamps with ``realtime=True``, else as fast as
-  the pipeline takes frames.
+  the pipeline takes frames. Its frames carry the container's exact integer timestamps in
+  ``Frame.info`` (``pts_int``, ``duration``, ``time_base``; see ``pipeline.exact_timing``), and
+  it can verify-and-skip frames already done (a resumed ``castrt convert``).
 * ``TestPatternSource``: a moving synthetic scene with colour bars and a clock, for tests and
   machines without a camera.
 * ``ImageFolderSource``: the images of a folder in name order, as a frame sequence.
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -34,6 +36,9 @@ from models.errors import InputError
 from models.fileio import first_line
 from realtime.images import is_image_path, read_image
 from realtime.pipeline import Frame, SourceInfo
+
+if TYPE_CHECKING:
+    from realtime.video_io import DecodedFrame, VideoReader
 
 NO_CAMERA_HINT = "use --source test (a synthetic moving scene) or --source VIDEO_FILE"
 
@@ -427,27 +432,40 @@ def is_url(text: str) -> bool:
 
 
 class FileSource:
-    """A video file (via ``VideoReader``) or URL (via PyAV); optionally paced to its timestamps."""
+    """A video file (via ``VideoReader``) or URL (via PyAV); optionally paced to its timestamps.
 
-    def __init__(self, path: str | Path, realtime: bool = False) -> None:
+    ``reader``: an already opened ``VideoReader`` of ``path`` to take frames from (it is closed
+    with the source). ``skip``: called with each decoded frame before it is handed out; True
+    drops the frame (it may raise to refuse the input, e.g. a resume whose timestamps differ).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        realtime: bool = False,
+        *,
+        reader: VideoReader | None = None,
+        skip: Callable[[DecodedFrame], bool] | None = None,
+    ) -> None:
         self.path = str(path)
         self.realtime = realtime
+        self.reader = reader
+        self.skip = skip
         self._wake = threading.Event()
         self._pacer = Pacer(self._wake)
-        self._iter: Iterator[tuple[np.ndarray, float]] | None = None
+        self._iter: Iterator[DecodedFrame] | None = None
         self._closer: Callable[[], None] | None = None
-        self._index = 0
 
     def open(self) -> SourceInfo:
         self._wake.clear()
-        if is_url(self.path):
+        if is_url(self.path) and self.reader is None:
             return self._open_url()
         from realtime.video_io import VideoReader
 
-        reader = VideoReader(self.path)
+        reader = self.reader or VideoReader(self.path)
         self._closer = reader.close
         info = reader.info
-        self._iter = ((f.image, f.time) for f in reader.frames())
+        self._iter = reader.frames()
         return SourceInfo(
             info.width,
             info.height,
@@ -475,11 +493,13 @@ class FileSource:
         rate = stream.average_rate or stream.guessed_rate
         w, h = stream.codec_context.width, stream.codec_context.height
 
-        def frames() -> Iterator[tuple[np.ndarray, float]]:
+        from realtime.video_io import DecodedFrame
+
+        def frames() -> Iterator[DecodedFrame]:
             try:
-                for vf in container.decode(stream):
-                    t = float(vf.pts * tb) if vf.pts is not None else 0.0
-                    yield vf.to_ndarray(format="rgb24"), t
+                for i, vf in enumerate(container.decode(stream)):
+                    pts = int(vf.pts) if vf.pts is not None else 0
+                    yield DecodedFrame(i, vf.to_ndarray(format="rgb24"), pts, 0, tb)
             except av.error.FFmpegError as exc:
                 print(f"note: {self.path}: stopped: {first_line(exc)}", file=sys.stderr)
 
@@ -494,17 +514,20 @@ class FileSource:
             return None
         start = time.perf_counter()
         item = next(self._iter, None)
+        while item is not None and self.skip is not None and self.skip(item):
+            if self._wake.is_set():
+                return None
+            item = next(self._iter, None)
         if item is None:
             return None
-        image, t = item
+        t = item.time
         if self.realtime:
             self._pacer.wait_until(t)
             if self._wake.is_set():
                 return None
             start = time.perf_counter()
-        f = Frame(self._index, np.ascontiguousarray(image), t, start)
-        self._index += 1
-        return f
+        timing = {"pts_int": item.pts, "duration": item.duration, "time_base": item.time_base}
+        return Frame(item.index, np.ascontiguousarray(item.image), t, start, timing)
 
     def interrupt(self) -> None:
         self._wake.set()

@@ -38,6 +38,7 @@ class PipelineStats:
         self._lock = threading.Lock()
         self._window = window
         self._stage_ms: dict[str, deque[float]] = {}
+        self._stage_total_ms: dict[str, float] = {}  # since the start (offline summaries)
         self._latency_ms: deque[float] = deque(maxlen=window)
         self._out_times: deque[float] = deque(maxlen=window)
         self._counters: dict[str, int] = {}
@@ -51,6 +52,12 @@ class PipelineStats:
             if series is None:
                 series = self._stage_ms[stage] = deque(maxlen=self._window)
             series.append(ms)
+            self._stage_total_ms[stage] = self._stage_total_ms.get(stage, 0.0) + ms
+
+    def stage_totals_s(self) -> dict[str, float]:
+        """Seconds spent in each stage since the start (not windowed; for run summaries)."""
+        with self._lock:
+            return {k: v / 1000.0 for k, v in self._stage_total_ms.items()}
 
     def record_output(self, capture_time: float, now: float | None = None) -> None:
         """A frame reached the sinks; latency is measured from its capture timestamp."""

@@ -1,8 +1,11 @@
 """``castrt convert``: stylize video files, images and folders offline, losing nothing.
 
-A video goes decode (thread) → engine (this thread, batched) → encode (thread) through bounded
-blocking queues, the pipeline's *lossless* policy: a slow stage slows the others, no frame is
-ever dropped. Timing, size, audio and metadata are kept (see ``realtime.video_io``).
+A video runs through the shared ``realtime.pipeline.Pipeline`` with the *lossless* policy:
+``FileSource`` (threaded PyAV decoding, exact integer timestamps in ``Frame.info``) →
+``ConvertStage`` (the engine, ``--batch`` frames per call) → ``VideoFileSink`` (PyAV encoding
+at those timestamps) and a ``ProgressSink``. A slow stage slows the others; no frame is ever
+dropped. Timing, size, audio and metadata are kept (see ``realtime.video_io``). This module
+only orchestrates: paths, resume state, signals and the summary.
 
 Never losing work: the output is written as ``NAME.partial.EXT`` and renamed when complete.
 Ctrl-C or SIGTERM finalises that partial file (playable, every frame done so far) and writes
@@ -13,16 +16,14 @@ re-encode, no re-stylization) and continues encoding from the next frame.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
-import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +48,11 @@ from realtime.commands.common import (
 from realtime.commands.stylize import DEFAULT_MAX_SIDE, StillOptions, stylize_rgb
 from realtime.engine import COMPILE_MODES, PRECISIONS, EngineConfig, StylizeEngine
 from realtime.images import is_image_path, read_image, write_image
+from realtime.pipeline import Frame, Pipeline, PipelineError, PipelineReport, Sink
+from realtime.settings import LiveSettings
+from realtime.sinks import ProgressSink, VideoFileSink
+from realtime.sources import FileSource
+from realtime.stats import PipelineStats
 from realtime.styles import DEFAULT_STYLE_SIZE, StyleBank, default_cache_dir
 from realtime.temporal import STRATEGIES, make_strategy
 from realtime.video_io import (
@@ -114,6 +120,7 @@ class VideoResult:
     height: int
     stopped: str | None = None
     notices: list[str] = field(default_factory=list)
+    report: PipelineReport | None = None  # the lossless pipeline's own account of the run
 
     def summary(self) -> str:
         new = self.frames - self.resumed_frames
@@ -128,6 +135,12 @@ class VideoResult:
             f"{new} frames in {self.wall:.2f} s = {fps:.2f} fps; "
             f"stage time decode {t.decode:.2f} s, stylize {t.stylize:.2f} s, "
             f"encode {t.encode:.2f} s (decode and encode run beside stylize)"
+            + (
+                f"; pipeline: {self.report.frames_written} written, left {self.report.left}, "
+                f"stopped by {self.report.stopped_by}"
+                if self.report
+                else ""
+            )
         )
 
 
@@ -272,7 +285,6 @@ class Converter:
         t_start = time.perf_counter()
         # existence was checked above; a resumed run splices the finished part's packets
         writer = VideoWriter(dst, spec, overwrite=True)
-        times = StageTimes()
         kept_pts: list[Fraction] = []
         try:
             if prev is not None:
@@ -282,90 +294,48 @@ class Converter:
             if prev is not None and not partial_path(dst).exists():
                 os.replace(prev, partial_path(dst))
             raise
-        strategy = make_strategy(opts.temporal)
         if kept_pts and opts.temporal != "off":
             print(
                 f"note: --temporal {opts.temporal} restarts its smoothing at the resumed frame",
                 file=sys.stderr,
             )
-        bar = _progress(opts.progress, info.frames, src.name, initial=len(kept_pts))
-        frames_in: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * opts.batch))
-        frames_out: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * opts.batch))
+        stats = PipelineStats()
+        sinks: list[Sink] = [VideoFileSink(writer)]
+        if opts.progress:
+            sinks.append(ProgressSink(info.frames, src.name, initial=len(kept_pts)))
+        batch = opts.batch if opts.temporal == "off" else 1
+        pipeline = Pipeline(
+            FileSource(src, reader=reader, skip=_resume_check(dst, kept_pts)),
+            None,
+            sinks,
+            policy="lossless",
+            stats=stats,
+            queue_size=max(2, 2 * batch),
+            batch_size=batch,
+            batch_processor=ConvertStage(self.engine, self.code, opts, info.width, info.height),
+        )
         errors: list[BaseException] = []
-        done = _END
-
-        def decode() -> None:
-            it: Iterator[DecodedFrame] = reader.frames()
-            try:
-                while True:
-                    t0 = time.perf_counter()
-                    f = next(it, None)
-                    times.decode += time.perf_counter() - t0
-                    if f is None or self.stop.is_set():
-                        break
-                    if f.index < len(kept_pts):
-                        if abs(Fraction(f.pts) * f.time_base - kept_pts[f.index]) > Fraction(
-                            1, 1000
-                        ):
-                            raise OutputError(
-                                f"cannot resume {dst}: frame {f.index} of the finished part is at "
-                                f"{float(kept_pts[f.index]):.3f} s, the input has it at "
-                                f"{f.time:.3f} s (use --overwrite to start again)"
-                            )
-                        continue
-                    if not _put(frames_in, f, self.stop):
-                        break
-            except BaseException as e:
-                errors.append(e)
-                self.stop.set()
-            finally:
-                _put(frames_in, done, None)
-
-        def encode() -> None:
-            try:
-                while True:
-                    item = frames_out.get()
-                    if item is done:
-                        break
-                    f, image = item
-                    t0 = time.perf_counter()
-                    writer.write(image, f.pts, f.duration)
-                    times.encode += time.perf_counter() - t0
-                    if bar is not None:
-                        bar.update(1)
-            except BaseException as e:
-                errors.append(e)
-                self.stop.set()
-                while frames_out.get() is not done:  # unblock the stylizer
-                    pass
-
-        threads = [
-            threading.Thread(target=decode, name="convert-decode", daemon=True),
-            threading.Thread(target=encode, name="convert-encode", daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        complete = False
+        report: PipelineReport | None = None
         try:
             with _signals_stop(self.stop):
-                complete = self._stylize_loop(
-                    frames_in, frames_out, strategy, times, info.width, info.height
-                )
+                report = pipeline.run(stop_event=self.stop)
         except KeyboardInterrupt:
-            self.stop.set()
+            pass
+        except PipelineError as e:
+            report = e.report
+            cause = e.__cause__
+            errors.append(cause if isinstance(cause, CastRTError) else e)
         except BaseException as e:
             errors.append(e)
-            self.stop.set()
-        finally:
-            frames_out.put(done)
-            # drain the decoder so it can finish
-            while threads[0].is_alive():
-                with contextlib.suppress(queue.Empty):
-                    frames_in.get(timeout=0.05)
-            for t in threads:
-                t.join()
-            if bar is not None:
-                bar.close()
+        complete = report is not None and report.stopped_by == "end of input"
+        if complete:
+            self.stop = threading.Event()  # the pipeline sets its stop event when it shuts down
+        totals = stats.stage_totals_s()
+        times = StageTimes(
+            decode=totals.get("capture", 0.0),
+            stylize=totals.get("process", 0.0),
+            encode=totals.get(f"sink:{VideoFileSink.name}", 0.0),
+        )
         interrupted = not complete
         wall = time.perf_counter() - t_start
         frames = writer.frames_written
@@ -410,6 +380,7 @@ class Converter:
             height=info.height,
             stopped=str(reader.stopped) if reader.stopped else None,
             notices=list(writer.notices),
+            report=report,
         )
 
     def _copy_finished(self, writer: VideoWriter, prev: Path, expected: int) -> list[Fraction]:
@@ -439,95 +410,69 @@ class Converter:
         print(f"resuming {writer.path} after {n} finished frames", file=sys.stderr)
         return pts
 
-    def _stylize_loop(
-        self,
-        frames_in: queue.Queue[Any],
-        frames_out: queue.Queue[Any],
-        strategy: Any,
-        times: StageTimes,
-        width: int,
-        height: int,
-    ) -> bool:
-        """Stylize frames from ``frames_in`` in batches into ``frames_out``; True when the
-        input's end was reached, False when ``stop`` cut it short."""
-        opts = self.opts
-        batched = opts.temporal == "off"
-        size_note = False
-        while True:
-            batch: list[DecodedFrame] = []
-            ended = False
-            while len(batch) < (opts.batch if batched else 1):
-                item = frames_in.get()
-                if item is _END:
-                    ended = True
-                    break
-                if item.image.shape[:2] != (height, width):
-                    if not size_note:
-                        h, w = item.image.shape[:2]
-                        print(
-                            f"note: frame {item.index} is {w}x{h}; frames are resized to the "
-                            f"first frame's {width}x{height}",
-                            file=sys.stderr,
-                        )
-                        size_note = True
-                    item = _resized(item, width, height)
-                batch.append(item)
-                if batched and frames_in.empty() and batch and self.stop.is_set():
-                    break
-            if batch:
-                t0 = time.perf_counter()
-                if batched:
-                    images = self.engine.process_batch(
-                        [f.image for f in batch], self.code, opts.alpha, opts.preserve_color
-                    )
-                else:
-                    images = [
-                        strategy.step(f.image, self.engine, self.code, opts.alpha) for f in batch
-                    ]
-                times.stylize += time.perf_counter() - t0
-                for f, img in zip(batch, images):
-                    frames_out.put((f, img))
-            if ended:
-                return not self.stop.is_set()
-            if self.stop.is_set():
-                return False
 
-
-def _resized(f: DecodedFrame, width: int, height: int) -> DecodedFrame:
-    import cv2
-
-    img = cv2.resize(f.image, (width, height), interpolation=cv2.INTER_AREA)
-    return DecodedFrame(f.index, img, f.pts, f.duration, f.time_base)
-
-
-_END = object()
-
-
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event | None) -> bool:
-    """Put into a bounded queue, giving up (False) once ``stop`` is set."""
-    while True:
-        try:
-            q.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            if stop is not None and stop.is_set():
-                return False
-
-
-def _progress(enabled: bool, total: int, name: str, initial: int = 0) -> Any:
-    if not enabled:
+def _resume_check(dst: Path, kept: list[Fraction]) -> Callable[[DecodedFrame], bool] | None:
+    """The source's ``skip`` for a resumed run: frames the finished part already holds are
+    skipped after checking that the input has them at the same times."""
+    if not kept:
         return None
-    from tqdm import tqdm
 
-    return tqdm(
-        total=total or None,
-        initial=initial,
-        unit="frame",
-        desc=name,
-        dynamic_ncols=True,
-        file=sys.stderr,
-        smoothing=0.1,
-    )
+    def skip(f: DecodedFrame) -> bool:
+        if f.index >= len(kept):
+            return False
+        if abs(Fraction(f.pts) * f.time_base - kept[f.index]) > Fraction(1, 1000):
+            raise OutputError(
+                f"cannot resume {dst}: frame {f.index} of the finished part is at "
+                f"{float(kept[f.index]):.3f} s, the input has it at {f.time:.3f} s "
+                "(use --overwrite to start again)"
+            )
+        return True
+
+    return skip
+
+
+class ConvertStage:
+    """The pipeline's batch processor for a conversion: the engine on a batch of frames
+    (temporal off) or frame by frame through the temporal strategy; a frame of another size
+    than the first is resized to it (with one note), as the encoder needs one size."""
+
+    def __init__(
+        self, engine: StylizeEngine, code: StyleCode, opts: ConvertOptions, width: int, height: int
+    ) -> None:
+        self.engine = engine
+        self.code = code
+        self.opts = opts
+        self.size = (width, height)
+        self.strategy = make_strategy(opts.temporal)
+        self._size_noted = False
+
+    def _sized(self, f: Frame) -> Frame:
+        h, w = f.image.shape[:2]
+        if (w, h) == self.size:
+            return f
+        if not self._size_noted:
+            print(
+                f"note: frame {f.index} is {w}x{h}; frames are resized to the first frame's "
+                f"{self.size[0]}x{self.size[1]}",
+                file=sys.stderr,
+            )
+            self._size_noted = True
+        import cv2
+
+        return f.with_image(cv2.resize(f.image, self.size, interpolation=cv2.INTER_AREA))
+
+    def __call__(self, frames: list[Frame], settings: LiveSettings) -> list[Frame]:
+        opts = self.opts
+        frames = [self._sized(f) for f in frames]
+        if opts.temporal == "off":
+            images = self.engine.process_batch(
+                [f.image for f in frames], self.code, opts.alpha, opts.preserve_color
+            )
+        else:
+            images = [
+                self.strategy.step(f.image, self.engine, self.code, opts.alpha) for f in frames
+            ]
+        return [f.with_image(img) for f, img in zip(frames, images, strict=True)]
 
 
 class _signals_stop:

@@ -101,6 +101,10 @@ def test_video_keeps_frames_timestamps_size_and_audio(
     end_b = (fb[-1].pts + fb[-1].duration) * fb[-1].time_base
     assert end_a == end_b
     assert not partial_path(dst).exists() and not state_path(dst).exists()
+    # it went through the shared lossless pipeline, which accounts for every frame
+    assert res.report is not None and res.report.stopped_by == "end of input"
+    assert res.report.frames_written == res.frames and res.report.dropped == 0
+    assert "pipeline:" in res.summary()
     # the output really is stylized, not the input copied
     assert np.abs(fa[0].image.astype(int) - fb[0].image.astype(int)).mean() > 10
 
@@ -129,6 +133,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     conv2.engine.process_batch = lambda fr, *a, **k: calls.append(len(fr)) or real(fr, *a, **k)  # type: ignore[method-assign]
     res = conv2.convert_video(src, dst)
     assert res.resumed_frames == done and sum(calls) == 8 - done  # nothing redone
+    assert res.report is not None and res.report.frames_written == 8 - done
     assert frame_times(dst) == frame_times(full) == frame_times(src)
     assert packets_bytes(dst) == packets_bytes(full) == packets_bytes(src)
     assert not part.exists() and not state_path(dst).exists()

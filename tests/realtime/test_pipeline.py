@@ -190,3 +190,66 @@ def test_channel_lossless_blocks_until_aborted() -> None:
     assert ch.abort() == 1
     t.join(1)
     assert result == [False]
+
+
+class BatchRecorder:
+    """A batch processor that records the size of every call and tags frames as processed."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, frames: list[Frame], settings: object) -> list[Frame]:
+        self.sizes.append(len(frames))
+        return [f.with_image(255 - f.image, batched=True) for f in frames]
+
+
+def test_lossless_batches_of_n_with_a_short_last_batch_in_order() -> None:
+    rec, sink = BatchRecorder(), ListSink(delay=0.002)
+    p = Pipeline(
+        CountingSource(11), None, [sink], policy="lossless", batch_size=4, batch_processor=rec
+    )
+    report = p.run()
+    assert rec.sizes == [4, 4, 3]  # full batches, then the short rest at end of input
+    assert [f.index for f in sink.frames] == list(range(11))  # in order, none dropped
+    assert all(f.info["batched"] for f in sink.frames)
+    assert [int(f.image[0, 0, 0]) for f in sink.frames] == [255 - i for i in range(11)]
+    assert (report.frames_read, report.frames_processed, report.frames_written) == (11, 11, 11)
+    assert report.dropped == 0 and report.left == 0 and report.stopped_by == "end of input"
+
+
+def test_live_policy_keeps_batch_one() -> None:
+    rec, sink = BatchRecorder(), ListSink()
+    Pipeline(
+        CountingSource(5), None, [sink], policy="live", batch_size=4, batch_processor=rec
+    ).run()
+    assert rec.sizes and set(rec.sizes) == {1}
+
+
+def test_batch_processor_must_return_one_frame_per_frame() -> None:
+    def bad(frames: list[Frame], settings: object) -> list[Frame]:
+        return frames[:1]
+
+    p = Pipeline(
+        CountingSource(6), None, [ListSink()], policy="lossless", batch_size=3, batch_processor=bad
+    )
+    with pytest.raises(PipelineError, match="process stage failed: the batch processor returned"):
+        p.run()
+
+
+def test_stop_during_a_batch_stops_taking_frames() -> None:
+    p: Pipeline
+
+    def slow(frames: list[Frame], settings: object) -> list[Frame]:
+        if frames[0].index == 2:
+            p.stop()
+        return frames
+
+    sink = ListSink()
+    p = Pipeline(
+        CountingSource(40), None, [sink], policy="lossless", batch_size=2, batch_processor=slow
+    )
+    report = p.run()
+    assert report.stopped_by == "stop requested"
+    # the batch in the processor when the stop came is still written; nothing after it
+    assert [f.index for f in sink.frames] == [0, 1, 2, 3]
+    assert report.frames_written == 4

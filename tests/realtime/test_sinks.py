@@ -226,3 +226,27 @@ def test_threaded_sink_error_surfaces() -> None:
             sink.write(Frame(i, np.zeros((8, 8, 3), np.uint8)))
     with pytest.raises(OSError):
         sink.close()
+
+
+def test_video_file_sink_writes_exact_timestamps_and_refuses_frames_without(
+    tmp_path: Path,
+) -> None:
+    from fractions import Fraction
+
+    from realtime.sinks import VideoFileSink
+    from realtime.video_io import VideoReader, VideoWriter, WriterSpec
+
+    tb = Fraction(1, 30000)
+    spec = WriterSpec(32, 24, time_base=tb, rate=Fraction(30000, 1001), preset="ultrafast")
+    writer = VideoWriter(tmp_path / "v.mp4", spec, on_notice=lambda m: None)
+    sink = VideoFileSink(writer)
+    sink.open(SourceInfo(32, 24, 29.97, False))
+    img = np.zeros((24, 32, 3), np.uint8)
+    for i in range(3):
+        sink.write(Frame(i, img, info={"pts_int": i * 1001, "duration": 1001, "time_base": tb}))
+    with pytest.raises(InputError, match="no exact timestamp"):
+        sink.write(Frame(3, img, pts=0.1))
+    sink.close()
+    assert writer.close() == tmp_path / "v.mp4"
+    with VideoReader(tmp_path / "v.mp4") as r:
+        assert [(f.pts, f.time_base) for f in r.frames()] == [(i * 1001, tb) for i in range(3)]

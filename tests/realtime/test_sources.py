@@ -263,3 +263,26 @@ def test_url_source_through_pyav(tmp_path: Path) -> None:
 def test_bad_url_is_an_input_error() -> None:
     with pytest.raises(InputError, match="cannot open"):
         FileSource("file:///nonexistent/definitely/missing.mp4").open()
+
+
+def test_file_source_frames_carry_exact_timestamps_and_skip(tmp_path: Path) -> None:
+    from realtime.pipeline import exact_timing
+    from realtime.video_io import VideoReader
+
+    path = tmp_path / "clip.mp4"
+    _write_video(path, n=5, rate=10)
+    seen: list[int] = []
+    src = FileSource(
+        path, reader=VideoReader(path), skip=lambda f: seen.append(f.index) or f.index < 2
+    )
+    src.open()
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    src.close()
+    assert seen == [0, 1, 2, 3, 4]
+    assert [f.index for f in frames] == [2, 3, 4]
+    with VideoReader(path) as r:  # the container's own integer timestamps, unrounded
+        want = [(d.pts, d.duration, d.time_base) for d in r.frames()][2:]
+    assert [exact_timing(f) for f in frames] == want
+    assert [round(f.pts or 0, 3) for f in frames] == [0.2, 0.3, 0.4]
