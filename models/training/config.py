@@ -49,6 +49,9 @@ class LossConfig:
     code_dim: int = 2048
     #: reference quirk (True): q enters the queue before its own loss, so it is its own negative.
     enqueue_before_loss: bool = True
+    #: the MSP step enqueues its queries (reference: True). False keeps the queues at their
+    #: initial random unit columns: fixed negatives, e.g. to overfit a single artwork.
+    queue_update: bool = True
     #: kornia RandomResizedCrop for the style views: output side (0 = data.crop_size), scale, ratio.
     patch_size: int = 0
     patch_scale: tuple[float, float] = (0.8, 1.0)

@@ -219,7 +219,7 @@ class CASTObjective:
             self.style_codes(self.crops(real_a, indices, "msp_ax"))
         q = self.style_codes(self.crops(real_b, indices, "msp_q"))
         k = self.style_codes(self.crops(real_b, indices, "msp_k"))
-        nce_d = style_nce(q, k, n.queues, lc.temperature, True, lc.enqueue_before_loss)
+        nce_d = style_nce(q, k, n.queues, lc.temperature, lc.queue_update, lc.enqueue_before_loss)
         losses["NCE_D"] = 0.5 * lc.lambda_nce_d * nce_d
         self._step_or_grad("D_NCE", losses["NCE_D"], update)
         set_requires_grad(n.group("D_NCE"), False)

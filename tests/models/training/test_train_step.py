@@ -101,6 +101,18 @@ def test_one_step_computes_every_loss_and_updates_each_group() -> None:
     assert out.fake_b.shape == (2, 3, 32, 32)
 
 
+def test_queue_update_off_keeps_the_negatives_fixed() -> None:
+    cfg = tiny_config(**{"loss.queue_update": False})
+    nets = CASTTrainNets(cfg)
+    obj = CASTObjective(nets, make_optimizers(nets, cfg), cfg, torch.device("cpu"), None, False)
+    before = {k: v.clone() for k, v in nets.queues.state_dict().items()}
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    out = obj.step(a, b, torch.tensor([0, 1]))
+    assert all(math.isfinite(v) for v in out.losses.values())
+    for key, value in nets.queues.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
 @pytest.mark.slow
 def test_reference_compute_gives_the_same_losses() -> None:
     cfg = tiny_config(**{"data.crop_size": 128, "data.load_size": 128})
