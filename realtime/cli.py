@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"realtime.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"realtime.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"realtime.commands.{name}").add_parser(sub)
     return parser
 
 

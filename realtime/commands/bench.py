@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib
 import json
 import platform
 import resource
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.errors import CastRTError, InputError
+from models.errors import InputError
 from models.generator import CASTGenerator
 from models.style_code import StyleCode
 from realtime.commands.common import add_model_args, build_generator, configure_threads
@@ -308,16 +307,10 @@ def format_table(rows: list[BenchRow]) -> str:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    """``--pipeline``: the whole-pipeline benchmark written by the live pipeline's owners."""
-    try:
-        module = importlib.import_module("realtime.pipeline_bench")
-    except ModuleNotFoundError as exc:
-        if exc.name == "realtime.pipeline_bench":
-            raise CastRTError(
-                "--pipeline: the pipeline benchmark (realtime.pipeline_bench) is not part of this build"
-            ) from None
-        raise
-    return int(module.run(args) or 0)
+    """``--pipeline``: the whole-pipeline benchmark (imported here to keep start-up light)."""
+    from realtime import pipeline_bench
+
+    return int(pipeline_bench.run(args) or 0)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -173,14 +173,9 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def _load_server() -> Any:
-    try:
-        import realtime.server as server_mod
-    except ModuleNotFoundError as exc:
-        if exc.name == "realtime.server":
-            raise InputError(
-                "--serve: this build has no HTTP server (realtime/server.py)"
-            ) from None
-        raise
+    """The HTTP server module, imported only when ``--serve`` is given."""
+    import realtime.server as server_mod
+
     return server_mod
 
 

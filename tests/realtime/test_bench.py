@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -83,22 +81,3 @@ def test_bench_refuses_bad_options(capsys):
     assert "--sizes" in capsys.readouterr().err
     assert main(["bench", "--untrained", "--precision", "int4"]) == 1
     assert "--precision" in capsys.readouterr().err
-
-
-def test_pipeline_flag_without_the_module_is_one_line_error():
-    try:
-        import realtime.pipeline_bench  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("realtime.pipeline_bench exists in this build")
-    proc = subprocess.run(
-        [sys.executable, "-m", "realtime.cli", "bench", "--untrained", "--pipeline"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 1
-    assert proc.stderr.strip().count("\n") == 0
-    assert "pipeline_bench" in proc.stderr
