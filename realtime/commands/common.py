@@ -12,6 +12,7 @@ import torch
 from models.checkpoint import load_generator
 from models.errors import InputError
 from models.generator import CASTGenerator, untrained_generator
+from models.style_code import StyleCode
 
 NO_CHECKPOINT_MESSAGE = (
     "no checkpoint given: pass --checkpoint DIR (an official CAST model directory holding "
@@ -119,3 +120,46 @@ def unit_interval(name: str) -> Callable[[str], float]:
         return v
 
     return parse
+
+
+def add_style_args(parser: argparse.ArgumentParser, content: str = "content") -> None:
+    """--style (repeatable) / --weights / --alpha / --preserve-color / --style-size / --no-cache."""
+    from realtime.styles import DEFAULT_STYLE_SIZE
+
+    g = parser.add_argument_group("style")
+    g.add_argument(
+        "--style",
+        action="append",
+        required=True,
+        metavar="STYLE",
+        help="style image or folder (repeat to mix styles)",
+    )
+    g.add_argument(
+        "--weights",
+        metavar="W1,W2,...",
+        help="mixing weights for several --style images (default equal)",
+    )
+    g.add_argument(
+        "--alpha",
+        type=unit_interval("--alpha"),
+        default=1.0,
+        help="style strength in [0, 1] (default 1)",
+    )
+    g.add_argument("--preserve-color", action="store_true", help=f"keep the {content}'s colours")
+    g.add_argument(
+        "--style-size",
+        type=int,
+        default=DEFAULT_STYLE_SIZE,
+        help=f"shorter side the style is encoded at (0: native; default {DEFAULT_STYLE_SIZE})",
+    )
+    g.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the style-code disk cache"
+    )
+
+
+def style_code_from_args(args: argparse.Namespace, gen: CASTGenerator) -> StyleCode:
+    """The (possibly mixed) style code that the --style/--weights/--style-size options ask for."""
+    from realtime.styles import StyleBank, default_cache_dir
+
+    bank = StyleBank(gen, args.style_size, None if args.no_cache else default_cache_dir())
+    return bank.mix(args.style, parse_weights(args.weights))

@@ -39,11 +39,12 @@ from models.generator import CASTGenerator
 from models.style_code import StyleCode
 from realtime.commands.common import (
     add_model_args,
+    add_style_args,
     build_generator,
     configure_threads,
     parse_weights,
     resolve_device,
-    unit_interval,
+    style_code_from_args,
 )
 from realtime.commands.stylize import DEFAULT_MAX_SIDE, StillOptions, stylize_rgb
 from realtime.engine import COMPILE_MODES, PRECISIONS, EngineConfig, StylizeEngine
@@ -53,7 +54,6 @@ from realtime.settings import LiveSettings
 from realtime.sinks import ProgressSink, VideoFileSink
 from realtime.sources import FileSource
 from realtime.stats import PipelineStats
-from realtime.styles import DEFAULT_STYLE_SIZE, StyleBank, default_cache_dir
 from realtime.temporal import STRATEGIES, make_strategy
 from realtime.video_io import (
     DecodedFrame,
@@ -641,9 +641,7 @@ def run(args: argparse.Namespace) -> int:
         if output.exists() and not output.is_dir():
             raise OutputError(f"output must be a folder for several inputs: {output}")
     gen = build_generator(args, device)
-    bank = StyleBank(gen, args.style_size, None if args.no_cache else default_cache_dir())
-    weights = parse_weights(args.weights)
-    code = bank.mix(args.style, weights)
+    code = style_code_from_args(args, gen)
     model = {
         "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
         "epoch": args.epoch,
@@ -655,7 +653,7 @@ def run(args: argparse.Namespace) -> int:
             + np.ascontiguousarray(code.std.cpu().numpy()).tobytes()
         ).hexdigest(),
         "style_size": args.style_size,
-        "weights": weights,
+        "weights": parse_weights(args.weights),
     }
     conv = Converter(gen, code, opts, str(device), settings_key(opts, model))
     failed: list[tuple[Path, str]] = []
@@ -727,27 +725,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="OUT",
         help="output file (one input file) or folder (several inputs or a folder)",
     )
-    p.add_argument(
-        "--style",
-        action="append",
-        required=True,
-        metavar="STYLE",
-        help="style image (repeat to mix styles)",
-    )
-    p.add_argument("--weights", metavar="W1,W2,...", help="mixing weights for several --style")
-    p.add_argument(
-        "--alpha",
-        type=unit_interval("--alpha"),
-        default=1.0,
-        help="style strength in [0, 1] (default 1)",
-    )
-    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    p.add_argument(
-        "--style-size",
-        type=int,
-        default=DEFAULT_STYLE_SIZE,
-        help=f"shorter side the style is encoded at (default {DEFAULT_STYLE_SIZE})",
-    )
+    add_style_args(p)
     p.add_argument(
         "--resolution",
         type=int,
@@ -803,7 +781,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="finish interrupted conversions without redoing finished frames",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-cache", action="store_true", help="no style-code disk cache")
     add_model_args(p)
     p.set_defaults(func=_run_cli)
 

@@ -18,14 +18,14 @@ from models.generator import CASTGenerator
 from models.style_code import StyleCode
 from realtime.commands.common import (
     add_model_args,
+    add_style_args,
     build_generator,
     configure_threads,
-    parse_weights,
     resolve_device,
-    unit_interval,
+    style_code_from_args,
 )
 from realtime.images import read_image, write_image
-from realtime.styles import DEFAULT_STYLE_SIZE, StyleBank, default_cache_dir, rgb_to_tensor
+from realtime.styles import rgb_to_tensor
 
 DEFAULT_MAX_SIDE = 4096
 
@@ -89,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{existing[0]}: output exists (use --overwrite to replace it)")
     device = resolve_device(args.device)
     gen = build_generator(args, device)
-    bank = StyleBank(gen, args.style_size, None if args.no_cache else default_cache_dir())
-    code = bank.mix(args.style, parse_weights(args.weights))
+    code = style_code_from_args(args, gen)
     opts = StillOptions(
         alpha=args.alpha, preserve_color=args.preserve_color, max_side=args.max_side
     )
@@ -127,31 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="OUT",
         help="output file (one input) or folder (several)",
     )
-    p.add_argument(
-        "--style",
-        action="append",
-        required=True,
-        metavar="STYLE",
-        help="style image (repeat to mix styles)",
-    )
-    p.add_argument(
-        "--weights",
-        metavar="W1,W2,...",
-        help="mixing weights for several --style images (default equal)",
-    )
-    p.add_argument(
-        "--alpha",
-        type=unit_interval("--alpha"),
-        default=1.0,
-        help="style strength in [0, 1] (default 1)",
-    )
-    p.add_argument("--preserve-color", action="store_true", help="keep the content image's colours")
-    p.add_argument(
-        "--style-size",
-        type=int,
-        default=DEFAULT_STYLE_SIZE,
-        help=f"shorter side the style is encoded at (0: native; default {DEFAULT_STYLE_SIZE})",
-    )
+    add_style_args(p, "content image")
     p.add_argument(
         "--max-side",
         type=int,
@@ -159,8 +134,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"process larger images at this longer side and resize back (0: never; default {DEFAULT_MAX_SIDE})",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument(
-        "--no-cache", action="store_true", help="do not read or write the style-code disk cache"
-    )
     add_model_args(p)
     p.set_defaults(func=run)
