@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces bench/results/temporal.md (CPU, untrained weights); run from the repository root.
 set -euo pipefail
-PY=${PY:-/work/main/.venv/bin/python}
+PY=${PY:-.venv/bin/python}
 E="$PY -m realtime.cli eval temporal"
 V=../shared/data/video
 STYLE=../shared/data/style/candy.jpg
