@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -297,9 +298,23 @@ def processing_size(h: int, w: int, resolution: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def _read_only_view(a: np.ndarray) -> Tensor:
+    """A tensor sharing ``a``'s memory, for reading only (the engine never writes into a frame).
+
+    Frames from decoders are often read-only arrays; torch warns about those, and a copy per
+    frame would only cost time, so the warning is silenced here.
+    """
+    a = np.ascontiguousarray(a)
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(a)
+
+
 def _as_hwc_uint8(frame: np.ndarray | Tensor) -> Tensor:
     """Validate one uint8 (H, W, 3) frame (numpy or tensor) and return it as a CPU/any tensor."""
-    t = torch.from_numpy(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
+    t = _read_only_view(frame) if isinstance(frame, np.ndarray) else frame
     if not isinstance(t, Tensor):
         raise InputError(f"a frame must be a numpy array or a tensor, got {type(frame).__name__}")
     if t.dtype != torch.uint8 or t.dim() != 3 or t.shape[2] != 3:
