@@ -84,9 +84,11 @@ def test_test_source_to_null_and_record(style_file: Path, tmp_path: Path) -> Non
     assert last["frames_out"] == 6 and "process" in last["stage_ms"]
 
 
-@pytest.mark.slow
-def test_sigterm_stops_in_order_with_exit_0(style_file: Path, tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+def start_test_source_to_null(
+    style_file: Path, tmp_path: Path, *extra: str
+) -> subprocess.Popen[str]:
+    """``castrt live`` on the 64×48 test pattern into the null sink, in a subprocess."""
+    return subprocess.Popen(
         castrt(
             "--source",
             "test",
@@ -100,12 +102,18 @@ def test_sigterm_stops_in_order_with_exit_0(style_file: Path, tmp_path: Path) ->
             "--no-cache",
             "--threads",
             "1",
+            *extra,
         ),
         cwd=ROOT,
         env=_env(cache=str(tmp_path)),
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.slow
+def test_sigterm_stops_in_order_with_exit_0(style_file: Path, tmp_path: Path) -> None:
+    proc = start_test_source_to_null(style_file, tmp_path)
     assert proc.stderr is not None
     deadline = time.monotonic() + 90
     started = False
@@ -221,32 +229,10 @@ def test_pipeline_with_stylize_stage_and_live_settings_change(
 
 @pytest.mark.slow
 def test_serve_wires_the_control_server(style_file: Path, tmp_path: Path) -> None:
-    pytest.importorskip("realtime.server")
     import re
     import urllib.request
 
-    proc = subprocess.Popen(
-        castrt(
-            "--source",
-            "test",
-            "--sink",
-            "null",
-            "--style",
-            str(style_file),
-            "--untrained",
-            "--resolution",
-            "64x48",
-            "--no-cache",
-            "--threads",
-            "1",
-            "--serve",
-            "127.0.0.1:0",
-        ),
-        cwd=ROOT,
-        env=_env(cache=str(tmp_path)),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_test_source_to_null(style_file, tmp_path, "--serve", "127.0.0.1:0")
     assert proc.stderr is not None
     try:
         url = None
