@@ -48,7 +48,7 @@ if [ "$MODE" = dry ]; then
     say "dry run: python $($PY -c 'import sys; print(sys.version.split()[0])'), torch $($PY -c 'import torch; print(torch.__version__)')"
     $PY -m pytest tests/realtime/test_engine.py -q -m cuda -p no:cacheprovider || exit 1
     $PY -m realtime.cli bench --untrained --device cpu --sizes 32x24 --precision fp32 \
-        --compile off --repeats 1 --json "$RESULTS/gpu_check_dry.json" || exit 1
+        --compile off --repeats 1 --json "${OUT:-$(mktemp -d)}/gpu_check_dry.json" || exit 1
     say "dry run passed (the GPU steps would be: pytest -m cuda; bench 1280x720,1920x1080,3840x2160)"
     exit 0
 fi
