@@ -19,15 +19,7 @@ from realtime.flow import (
     warp,
     warp_torch,
 )
-
-
-def textured(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
-    """A smooth random RGB texture (DIS needs gradients)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+from tests.realtime.textures import textured
 
 
 def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from realtime.metrics import (
@@ -16,12 +15,7 @@ from realtime.metrics import (
     psnr_from_mse,
     ssim_map,
 )
-
-
-def textured(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
-    """A smooth random RGB texture."""
-    small = np.random.default_rng(seed).integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+from tests.realtime.textures import textured
 
 
 def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
