@@ -34,12 +34,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from models.errors import InputError
 from realtime.commands.common import build_generator, configure_threads, resolve_device
 from realtime.engine import EngineConfig, StylizeEngine
-from realtime.pipeline import Frame, Pipeline, StylizeStage
+from realtime.pipeline import Frame, Pipeline, Processor, StylizeStage
 from realtime.settings import LiveSettings, SettingsStore
 from realtime.sinks import NullSink
 from realtime.sources import FrameListSource, TestPatternSource
@@ -147,28 +148,14 @@ def bench_size(
     main_fps = engine_frames / main_time
     pipeline_fps = pipe_frames / pipe_time
 
-    # camera-like: frames released at the engine's own rate, latest frame wins
-    live_frames = frames * rounds
-    live = Pipeline(
-        FrameListSource(live_frames, fps=engine_fps, realtime=True),
+    return _with_live_run(
+        f"{width}x{height}",
+        frames * rounds,
         StylizeStage(engine, [style]),
-        [NullSink()],
-        policy="live",
-    ).run()
-    p50 = float(live.stats.get("latency_ms_p50", 0.0))
-    p95 = float(live.stats.get("latency_ms_p95", 0.0))
-    return PipelineBenchRow(
-        size=f"{width}x{height}",
-        frames=engine_frames,
+        engine_frames=engine_frames,
         engine_fps=engine_fps,
-        engine_main_thread_fps=main_fps,
+        main_fps=main_fps,
         pipeline_fps=pipeline_fps,
-        ratio=pipeline_fps / engine_fps,
-        live_fps=live.fps,
-        live_latency_p50_ms=p50,
-        live_latency_p95_ms=p95,
-        live_p95_intervals=p95 / 1000.0 * engine_fps,
-        live_dropped=live.dropped,
         stage_ms=stage_ms,
     )
 
@@ -193,27 +180,52 @@ def bench_overhead(
         wait_stage(Frame(0, img), LiveSettings())
     alone_fps = frames / (time.perf_counter() - t0)
     lossless = Pipeline(FrameListSource(images), wait_stage, [NullSink()], policy="lossless").run()
-    live = Pipeline(
-        FrameListSource(images, fps=alone_fps, realtime=True),
+    return _with_live_run(
+        f"{width}x{height}, {stage_ms:g} ms stage",
+        images,
         wait_stage,
+        engine_frames=frames,
+        engine_fps=alone_fps,
+        main_fps=alone_fps,
+        pipeline_fps=lossless.fps,
+        stage_ms=dict(lossless.stats.get("stage_ms", {})),
+    )
+
+
+def _with_live_run(
+    size: str,
+    images: list[np.ndarray],
+    processor: Processor,
+    *,
+    engine_frames: int,
+    engine_fps: float,
+    main_fps: float,
+    pipeline_fps: float,
+    stage_ms: dict[str, float],
+) -> PipelineBenchRow:
+    """Run ``images`` camera-like (released at ``engine_fps``, latest frame wins) through
+    ``processor`` and return the row with that live run's fps, latency and drops."""
+    live = Pipeline(
+        FrameListSource(images, fps=engine_fps, realtime=True),
+        processor,
         [NullSink()],
         policy="live",
     ).run()
     p50 = float(live.stats.get("latency_ms_p50", 0.0))
     p95 = float(live.stats.get("latency_ms_p95", 0.0))
     return PipelineBenchRow(
-        size=f"{width}x{height}, {stage_ms:g} ms stage",
-        frames=frames,
-        engine_fps=alone_fps,
-        engine_main_thread_fps=alone_fps,
-        pipeline_fps=lossless.fps,
-        ratio=lossless.fps / alone_fps,
+        size=size,
+        frames=engine_frames,
+        engine_fps=engine_fps,
+        engine_main_thread_fps=main_fps,
+        pipeline_fps=pipeline_fps,
+        ratio=pipeline_fps / engine_fps,
         live_fps=live.fps,
         live_latency_p50_ms=p50,
         live_latency_p95_ms=p95,
-        live_p95_intervals=p95 / 1000.0 * alone_fps,
+        live_p95_intervals=p95 / 1000.0 * engine_fps,
         live_dropped=live.dropped,
-        stage_ms=dict(lossless.stats.get("stage_ms", {})),
+        stage_ms=stage_ms,
     )
 
 
