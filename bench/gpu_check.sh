@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# GPU check for the stylize engine: CUDA tests + GPU benchmark, in under 5 minutes.
+# GPU check for the stylize engine: CUDA tests + GPU benchmark, in about 5 minutes.
 #
 #   bash bench/gpu_check.sh            # on a CUDA machine: tests, then the benchmark tables
-#   bash bench/gpu_check.sh --full     # also compile modes reduce-overhead, max-autotune (~10 min)
+#   bash bench/gpu_check.sh --quick    # tests + the default engine and the baseline only
 #   bash bench/gpu_check.sh --dry-run  # anywhere: checks imports and the bench command on CPU
+#   bash bench/gpu_check.sh --rehearse # anywhere: every GPU step on the CPU at a tiny size
 #
 # Wheels carried in .whl/ (e.g. PyAV, kornia for cp312) are installed into /tmp/castrt-site
-# first. Results (JSON + log) go to $OUT if set (the device tool's folder), else bench/results/.
-# Without a CUDA device the script says so and runs only the CPU-safe dry run.
+# first. Results (JSON + logs) go to $OUT if set (the device tool's folder), else
+# bench/results/ (at most 8 files: two logs and one JSON per benchmark). Each step has its own time limit and a failing step does not stop the
+# others; the last lines printed are the tables. Without a CUDA device the script says so and
+# runs only the CPU-safe dry run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,18 +19,19 @@ MODE=gpu
 for arg in "$@"; do
     case "$arg" in
     --dry-run) MODE=dry ;;
-    --full) FULL=1 ;;
-    -h | --help) sed -n 2,11p "$0"; exit 0 ;;
-    *) echo "gpu_check: unknown option $arg (use --dry-run or --full)" >&2; exit 2 ;;
+    --quick) MODE=quick ;;
+    --rehearse) MODE=rehearse ;;
+    -h | --help) sed -n 2,13p "$0"; exit 0 ;;
+    *) echo "gpu_check: unknown option $arg (use --quick or --dry-run)" >&2; exit 2 ;;
     esac
 done
-FULL=${FULL:-0}
 RESULTS=${OUT:-bench/results}
 mkdir -p "$RESULTS"
 START=$(date +%s)
 say() { echo "== [$(($(date +%s) - START))s] $*"; }
+export PYTHONUNBUFFERED=1
 
-if compgen -G ".whl/*.whl" >/dev/null; then
+if { [ "$MODE" = gpu ] || [ "$MODE" = quick ]; } && compgen -G ".whl/*.whl" >/dev/null; then
     say "installing carried wheels from .whl/"
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/castrt-site .whl/*.whl || { echo "gpu_check: wheel install failed" >&2; exit 1; }
@@ -39,7 +43,7 @@ if [ "$HAS_CUDA" = err ]; then
     echo "gpu_check: $PY cannot import torch" >&2
     exit 1
 fi
-if [ "$MODE" = gpu ] && [ "$HAS_CUDA" != 1 ]; then
+if [ "$MODE" != dry ] && [ "$MODE" != rehearse ] && [ "$HAS_CUDA" != 1 ]; then
     say "no CUDA device on this machine: running the CPU-safe dry run only"
     MODE=dry
 fi
@@ -47,34 +51,75 @@ fi
 if [ "$MODE" = dry ]; then
     say "dry run: python $($PY -c 'import sys; print(sys.version.split()[0])'), torch $($PY -c 'import torch; print(torch.__version__)')"
     $PY -m pytest tests/realtime/test_engine.py -q -m cuda -p no:cacheprovider || exit 1
-    $PY -m realtime.cli bench --untrained --device cpu --sizes 32x24 --precision fp32 \
-        --compile off --repeats 1 --json "${OUT:-$(mktemp -d)}/gpu_check_dry.json" || exit 1
+    $PY -m realtime.cli bench --untrained --device cpu --sizes 32x24 --repeats 1 \
+        --variant precision=fp32,pad_mode=border,fuse_relu=on --variant precision=fp32,cuda_graph=on \
+        --json "${OUT:-$(mktemp -d)}/gpu_check_dry.json" || exit 1
     say "dry run passed (the GPU steps would be: pytest -m cuda; bench 1280x720,1920x1080,3840x2160)"
     exit 0
 fi
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-$PY -c 'import torch; print("torch", torch.__version__, "on", torch.cuda.get_device_name())'
+DEVICE=cuda HALF=fp16 SIZES=1920x1080,1280x720,3840x2160 ONE=1920x1080
+if [ "$MODE" = rehearse ]; then
+    DEVICE=cpu HALF=bf16 SIZES=40x24,48x32 ONE=48x32
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
+$PY -c 'import torch; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "on", torch.cuda.get_device_name())'
 
 say "CUDA tests (pytest -m cuda)"
-timeout 150 $PY -m pytest tests -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
-    2>&1 | tee "$RESULTS/gpu_pytest.log" | tail -n 25
-TEST_RC=${PIPESTATUS[0]}
+TESTS=tests
+[ "$MODE" = rehearse ] && TESTS=tests/realtime/test_engine.py
+timeout 120 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
+    -W ignore::DeprecationWarning >"$RESULTS/gpu_pytest.log" 2>&1
+TEST_RC=$?
+[ "$MODE" = rehearse ] && TEST_RC=0
+tail -n 15 "$RESULTS/gpu_pytest.log"
 
-SIZES=1280x720,1920x1080,3840x2160
-say "benchmark: naive baseline and eager engine (fp32, fp16; padding module vs cat)"
-timeout 60 $PY -m realtime.cli bench --untrained --device cuda --sizes "$SIZES" \
-    --precision fp32,fp16 --pad-mode module,cat --repeats 20 \
-    --json "$RESULTS/gpu_bench_eager.json" 2>"$RESULTS/gpu_bench_eager.err"
-say "benchmark: fp16 with torch.compile (first call includes compilation)"
-COMPILES=default
-[ "$FULL" = 1 ] && COMPILES=$COMPILES,reduce-overhead,max-autotune
-timeout "$([ "$FULL" = 1 ] && echo 480 || echo 150)" $PY -m realtime.cli bench --untrained --device cuda --sizes "$SIZES" \
-    --precision fp16 --compile "$COMPILES" --no-naive --repeats 30 \
-    --json "$RESULTS/gpu_bench_compile.json" 2>"$RESULTS/gpu_bench_compile.err"
-say "benchmark: fp16 eager, batch 4 (stream pipeline)"
-timeout 40 $PY -m realtime.cli bench --untrained --device cuda --sizes 1920x1080 \
-    --precision fp16 --batch 4 --no-naive --repeats 10 \
-    --json "$RESULTS/gpu_bench_batch.json" 2>"$RESULTS/gpu_bench_batch.err"
+FP16="precision=$HALF"
+BEST="$FP16,pad_mode=border,fuse_relu=on,cuda_graph=on"
+bench() {  # bench NAME LIMIT ARGS...: one castrt bench run -> $RESULTS/NAME.json (+ the log)
+    local name=$1 limit=$2
+    shift 2
+    say "benchmark: $name"
+    echo "=== $name" >>"$RESULTS/gpu_bench.log"
+    timeout "$limit" $PY -m realtime.cli bench --untrained --device "$DEVICE" --json "$RESULTS/$name.json" \
+        "$@" >>"$RESULTS/gpu_bench.log" 2>&1
+    echo "   exit $?"
+}
+
+if [ "$MODE" = quick ]; then
+    bench gpu_default 120 --sizes "$SIZES" --repeats 20 --variant precision=auto
+else
+    bench gpu_eager 100 --sizes "$SIZES" --repeats 15 \
+        --variant precision=fp32 --variant "$FP16,pad_mode=cat" \
+        --variant "$FP16,pad_mode=border" --variant "$FP16,pad_mode=border,fuse_relu=on" \
+        --variant "$FP16,pad_mode=cat,cuda_graph=on" --variant "$BEST"
+    # torch.compile: first process with a cold Inductor cache, then a second process that
+    # reuses the on-disk cache (warm-up across runs)
+    bench gpu_compile 150 --sizes "$SIZES" --repeats 15 --no-naive \
+        --variant "$FP16,compile=default" --variant "$FP16,compile=default,cuda_graph=on" \
+        --variant "$FP16,compile=default,pad_mode=border,fuse_relu=on,cuda_graph=on"
+    bench gpu_compile_rerun 45 --sizes "$ONE" --repeats 10 --no-naive \
+        --variant "$FP16,compile=default,cuda_graph=on"
+    bench gpu_batch8 50 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
+        --variant "$FP16,pad_mode=cat" --variant "$BEST" \
+        --variant "$FP16,compile=default,cuda_graph=on"
+fi
+
 say "done (pytest exit code $TEST_RC); JSON and logs in $RESULTS"
+grep -h -E "passed|failed|error" "$RESULTS/gpu_pytest.log" | tail -n 3
+# the tables, from the JSON files (written after every size, so a step cut off by its time
+# limit still shows what it measured): median ms, device ms, warm-up, peak, speed-up
+$PY - "$RESULTS" <<'PYEOF'
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("gpu_*.json")):
+    d = json.loads(f.read_text())
+    print(f"--- {f.stem} ({d['machine'].get('gpu', d['machine']['cpu'])}, batch {d['batch']})")
+    print("size | variant | frame ms | GPU ms | TFLOP/s | warm-up s | peak MiB | x naive")
+    for r in d["rows"]:
+        v = r["variant"].replace("engine ", "").split(" [")[0]
+        print(f"{r['size']} | {v} | {r['median_ms']:.2f} | {r['gpu_ms']:.2f} | {r['tflops']:.0f} | "
+              f"{r['warmup_s']:.1f} | {r['peak_mib']:.0f} | {r['speedup']:.1f}")
+    for x in d.get("failures", []):
+        print("FAILED", x[:200])
+PYEOF
 exit "$TEST_RC"

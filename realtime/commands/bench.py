@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -32,6 +33,7 @@ from realtime.commands.common import resolve_device as resolve_device_arg
 from realtime.engine import (
     COMPILE_MODES,
     FUSE_MODES,
+    GRAPH_MODES,
     PAD_MODES,
     PRECISIONS,
     EngineConfig,
@@ -57,6 +59,8 @@ class BenchRow:
     warmup_s: float
     speedup: float  # median of the naive baseline / this median (0: no baseline)
     cpu_ms: float = 0.0  # median process CPU time per frame, all threads (robust to load)
+    gpu_ms: float = 0.0  # CUDA engines: median device time of the frame on device-resident
+    # uint8 input (CUDA events; no host copies), per frame
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -179,30 +183,75 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def parse_variant(spec: str, device: torch.device, args: argparse.Namespace) -> EngineConfig:
+    """``"precision=fp16,pad_mode=border,fuse_relu=on,cuda_graph=on"`` → an EngineConfig.
+
+    Unnamed fields take the command's ``--resolution`` and ``--threads`` and the defaults.
+    """
+    fields = {f.name: f for f in dataclasses.fields(EngineConfig)}
+    kw: dict[str, object] = {
+        "device": str(device),
+        "resolution": args.resolution,
+        "threads": args.threads,
+    }
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields or key == "device":
+            names = ", ".join(n for n in fields if n != "device")
+            raise InputError(f"--variant: expected KEY=VALUE with KEY one of {names}, got {part!r}")
+        value = value.strip()
+        if key in ("resolution", "threads"):
+            try:
+                kw[key] = int(value)
+            except ValueError:
+                raise InputError(f"--variant: {key} must be an integer, got {value!r}") from None
+        elif key in ("streams", "channels_last"):
+            if value not in ("true", "false", "on", "off", "1", "0"):
+                raise InputError(f"--variant: {key} must be on or off, got {value!r}")
+            kw[key] = value in ("true", "on", "1")
+        else:
+            kw[key] = value
+    cfg = EngineConfig(**kw)  # type: ignore[arg-type]  # values checked by __post_init__
+    return dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
+
+
 def engine_variants(
     args: argparse.Namespace, device: torch.device
 ) -> list[tuple[str, EngineConfig]]:
-    """(name, config) for every precision × compile × pad-mode combination asked for."""
+    """(name, config) for each ``--variant``, else every precision × compile × pad-mode ×
+    fuse × graph combination asked for."""
     out: list[tuple[str, EngineConfig]] = []
     seen: set[EngineConfig] = set()
-    for prec in parse_choices(args.precision, PRECISIONS, "--precision"):
-        resolved = resolve_precision(prec, device)
-        for comp in parse_choices(args.compile, COMPILE_MODES, "--compile"):
-            for pad in parse_choices(args.pad_mode, PAD_MODES, "--pad-mode"):
-                for fuse in parse_choices(args.fuse_relu, FUSE_MODES, "--fuse-relu"):
-                    cfg = EngineConfig(
-                        device=str(device),
-                        precision=resolved,
-                        resolution=args.resolution,
-                        pad_mode=pad,
-                        fuse_relu=fuse,
-                        compile=comp,
-                        threads=args.threads,
-                    )
-                    if cfg in seen:
-                        continue
-                    seen.add(cfg)
-                    out.append((cfg_name(cfg), cfg))
+    configs: list[EngineConfig] = []
+    if args.variant:
+        configs = [parse_variant(v, device, args) for v in args.variant]
+    else:
+        for prec in parse_choices(args.precision, PRECISIONS, "--precision"):
+            resolved = resolve_precision(prec, device)
+            for comp in parse_choices(args.compile, COMPILE_MODES, "--compile"):
+                for pad in parse_choices(args.pad_mode, PAD_MODES, "--pad-mode"):
+                    for fuse in parse_choices(args.fuse_relu, FUSE_MODES, "--fuse-relu"):
+                        for graph in parse_choices(args.cuda_graph, GRAPH_MODES, "--cuda-graph"):
+                            configs.append(
+                                EngineConfig(
+                                    device=str(device),
+                                    precision=resolved,
+                                    resolution=args.resolution,
+                                    pad_mode=pad,
+                                    fuse_relu=fuse,
+                                    compile=comp,
+                                    threads=args.threads,
+                                    cuda_graph=graph,
+                                )
+                            )
+    for cfg in configs:
+        if cfg in seen:
+            continue
+        seen.add(cfg)
+        out.append((cfg_name(cfg), cfg))
     return out
 
 
@@ -214,13 +263,34 @@ def cfg_name(cfg: EngineConfig) -> str:
         parts.append(f"fuse-relu={cfg.fuse_relu}")
     if cfg.compile != "off":
         parts.append(f"compile={cfg.compile}")
+    if cfg.cuda_graph != "auto":
+        parts.append(f"cuda-graph={cfg.cuda_graph}")
     if cfg.resolution:
         parts.append(f"{cfg.resolution}p")
     return " ".join(parts)
 
 
-def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], float]:
-    """Run the benchmark; returns rows, machine info and FLOPs per pixel."""
+def device_ms(engine: StylizeEngine, frames: list[np.ndarray], code: StyleCode, n: int) -> float:
+    """Median CUDA-event time (ms per frame) of the engine's frame on device-resident uint8."""
+    u8 = engine.upload_uint8(frames)
+    engine.stylize_u8(u8, code)  # any first-call work (capture, compile) stays out
+    times = []
+    for _ in range(n):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        engine.stylize_u8(u8, code)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / len(frames))
+    return statistics.median(times)
+
+
+def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], float, list[str]]:
+    """Run the benchmark; returns rows, machine info, FLOPs per pixel and failures.
+
+    A variant that fails (an unsupported configuration on this device, say) is reported as
+    one line in the failures and left out; the others go on.
+    """
     device = resolve_device_arg(args.device)
     configure_threads(args.threads)
     if args.repeats < 1 or args.batch < 1:
@@ -233,24 +303,30 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
     variants = engine_variants(args, device)
     engines: dict[str, StylizeEngine] = {}
     rows: list[BenchRow] = []
+    failures: list[str] = []
     rng = np.random.default_rng(0)
     for w, h in sizes:
         frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.batch)]
         runners: dict[str, Callable[[list[np.ndarray]], object]] = {}
+        engine_of: dict[str, StylizeEngine] = {}
         if not args.no_naive:
             for layout in parse_choices(args.naive, tuple(NAIVE_LAYOUTS), "--naive"):
                 runners[NAIVE_LAYOUTS[layout]] = naive_runner(gen, code, device, layout)
         for name, cfg in variants:
-            if name not in engines:
-                engines[name] = StylizeEngine(gen, cfg)
+            try:
+                if name not in engines:
+                    engines[name] = StylizeEngine(gen, cfg)
+            except (InputError, RuntimeError) as err:
+                failures.append(f"{name}: {first_line(err)}")
+                print(f"  {name}: FAILED to build: {first_line(err)}", file=sys.stderr)
+                continue
             e = engines[name]
             label = f"{name} [{e.precision} {'cl' if e.channels_last else 'nchw'}]"
             runners[label] = engine_runner(e, code)
+            engine_of[label] = e
         warm: dict[str, float] = {}
         peaks: dict[str, float] = {}
-        times: dict[str, list[float]] = {k: [] for k in runners}
-        cpu: dict[str, list[float]] = {k: [] for k in runners}
-        for name, run in runners.items():
+        for name, run in list(runners.items()):
             reset_peak(device)
             t0 = time.perf_counter()
             try:
@@ -258,9 +334,16 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                 _sync(device)
             except torch.OutOfMemoryError:
                 raise InputError(f"out of memory at {w}x{h} ({name}); drop that size") from None
+            except Exception as err:  # one variant's failure must not end the run
+                failures.append(f"{w}x{h} {name}: {type(err).__name__}: {first_line(err)}")
+                print(f"  {w}x{h} {name}: FAILED: {first_line(err)}", file=sys.stderr)
+                del runners[name]
+                continue
             warm[name] = time.perf_counter() - t0
             peaks[name] = peak_mib(device)
             print(f"  {w}x{h} {name}: warm-up {warm[name]:.2f} s", file=sys.stderr)
+        times: dict[str, list[float]] = {k: [] for k in runners}
+        cpu: dict[str, list[float]] = {k: [] for k in runners}
         for _ in range(args.repeats):
             for name, run in runners.items():
                 _sync(device)
@@ -269,7 +352,17 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                 _sync(device)
                 times[name].append((time.perf_counter() - t0) * 1e3 / args.batch)
                 cpu[name].append((time.process_time() - c0) * 1e3 / args.batch)
-        base = statistics.median(times[next(iter(times))]) if not args.no_naive else 0.0
+        gpu: dict[str, float] = {}
+        if device.type == "cuda":
+            for name, eng in engine_of.items():
+                if name not in runners:
+                    continue
+                try:
+                    gpu[name] = device_ms(eng, frames, code, args.repeats)
+                except Exception as err:  # the frame-level row stands without it
+                    failures.append(f"{w}x{h} {name} (device time): {first_line(err)}")
+        first = next(iter(times), None)
+        base = statistics.median(times[first]) if first and not args.no_naive else 0.0
         for name, ts in times.items():
             med = statistics.median(ts)
             rows.append(
@@ -284,26 +377,65 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                     warmup_s=warm[name],
                     speedup=base / med if base else 0.0,
                     cpu_ms=statistics.median(cpu[name]),
+                    gpu_ms=gpu.get(name, 0.0),
                 )
             )
-    return rows, machine_info(device), flops_px
+        if args.json:  # partial results survive a later size's failure or a timeout
+            write_json(args, rows, machine_info(device), flops_px, failures)
+    return rows, machine_info(device), flops_px, failures
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (cuDNN and Inductor errors run long)."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    """A Markdown table of the rows."""
+    """A Markdown table of the rows (a GPU ms column when any row has one)."""
+    has_gpu = any(r.gpu_ms for r in rows)
     head = (
         "| size | variant | median ms | min ms | fps | TFLOP/s | peak MiB | warm-up s | "
-        "× naive | CPU ms |"
+        "× naive | CPU ms |" + (" GPU ms |" if has_gpu else "")
     )
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        head,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if has_gpu else ""),
+    ]
     for r in rows:
+        gpu = (f" {r.gpu_ms:.2f} |" if r.gpu_ms else " – |") if has_gpu else ""
         lines.append(
             f"| {r.size} | {r.variant} | {r.median_ms:.1f} | {r.min_ms:.1f} | {r.fps:.1f} | "
             f"{r.tflops:.3f} | {r.peak_mib:.0f} | {r.warmup_s:.2f} | "
             + (f"{r.speedup:.2f}× |" if r.speedup else "– |")
             + f" {r.cpu_ms:.0f} |"
+            + gpu
         )
     return "\n".join(lines)
+
+
+def write_json(
+    args: argparse.Namespace,
+    rows: list[BenchRow],
+    info: dict[str, str],
+    flops_px: float,
+    failures: list[str],
+) -> None:
+    """Write the results to ``--json`` atomically (temporary file, then rename)."""
+    payload = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": info,
+        "flops_per_pixel": flops_px,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "rows": [asdict(r) for r in rows],
+        "failures": failures,
+    }
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -316,28 +448,18 @@ def run_pipeline(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.pipeline:
         return run_pipeline(args)
-    rows, info, flops_px = bench(args)
+    rows, info, flops_px, failures = bench(args)
     print(
         f"castrt bench — {info.get('gpu', info['cpu'])}, torch {info['torch']}, "
         f"{info['threads']} CPU threads, batch {args.batch}, {args.repeats} repeats, "
         f"{flops_px / 1e6:.3f} MFLOP/pixel"
     )
     print(format_table(rows))
+    for f in failures:
+        print(f"FAILED {f}")
     if args.json:
-        payload = {
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": info,
-            "flops_per_pixel": flops_px,
-            "batch": args.batch,
-            "repeats": args.repeats,
-            "rows": [asdict(r) for r in rows],
-        }
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        tmp.replace(path)
-    return 0
+        write_json(args, rows, info, flops_px, failures)
+    return 1 if failures else 0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -372,6 +494,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--fuse-relu",
         default="auto",
         help="comma-separated CPU conv+ReLU fusion settings: auto, on, off",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        default="auto",
+        help="comma-separated CUDA-graph settings: auto, on, off (whole frame as one graph)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        metavar="SPEC",
+        help="an engine configuration as EngineConfig fields, e.g. "
+        "'precision=fp16,pad_mode=border,fuse_relu=on,cuda_graph=on' (repeatable; replaces "
+        "the cross product of --precision/--compile/--pad-mode/--fuse-relu/--cuda-graph)",
     )
     p.add_argument(
         "--resolution", type=int, default=0, help="processing shorter side (default 0: native)"

@@ -81,3 +81,67 @@ def test_bench_refuses_bad_options(capsys):
     assert "--sizes" in capsys.readouterr().err
     assert main(["bench", "--untrained", "--precision", "int4"]) == 1
     assert "--precision" in capsys.readouterr().err
+
+
+def test_parse_variant_builds_engine_configs():
+    import argparse
+
+    import torch
+
+    from realtime.commands.bench import parse_variant
+
+    args = argparse.Namespace(resolution=360, threads=2)
+    cfg = parse_variant(
+        "precision=fp32, pad-mode=border,fuse_relu=on,streams=off", torch.device("cpu"), args
+    )
+    assert (cfg.precision, cfg.pad_mode, cfg.fuse_relu, cfg.streams) == (
+        "fp32",
+        "border",
+        "on",
+        False,
+    )
+    assert (cfg.resolution, cfg.threads, cfg.device) == (360, 2, "cpu")
+    for bad, match in [
+        ("precision", "KEY=VALUE"),
+        ("colour=red", "KEY=VALUE"),
+        ("device=cuda", "KEY=VALUE"),
+        ("resolution=big", "integer"),
+        ("streams=maybe", "on or off"),
+        ("pad_mode=mirror", "pad_mode"),
+        ("cuda_graph=on,compile=reduce-overhead", "pick one"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            parse_variant(bad, torch.device("cpu"), args)
+
+
+def test_bench_variants_and_a_failing_variant_is_reported(tmp_path, capsys, monkeypatch):
+    from realtime.commands import bench as bench_mod
+
+    real = bench_mod.engine_runner
+
+    def runner(engine, code):
+        if engine.pad_mode == "border":
+
+            def broken(frames):
+                raise RuntimeError("no kernel for this\nsecond line")
+
+            return broken
+        return real(engine, code)
+
+    monkeypatch.setattr(bench_mod, "engine_runner", runner)
+    out = tmp_path / "b.json"
+    argv = ["bench", "--untrained", "--sizes", "24x16", "--repeats", "1", "--no-naive"]
+    argv += [
+        "--variant",
+        "precision=fp32,pad_mode=cat",
+        "--variant",
+        "precision=fp32,pad_mode=border",
+    ]
+    assert main([*argv, "--json", str(out)]) == 1  # a variant failed: non-zero, others reported
+    text = capsys.readouterr().out
+    assert "engine fp32 pad=cat" in text
+    assert "FAILED 24x16 engine fp32 pad=border" in text and "no kernel for this" in text
+    assert "second line" not in text
+    data = json.loads(out.read_text())
+    assert [r["variant"].split(" [")[0] for r in data["rows"]] == ["engine fp32 pad=cat"]
+    assert len(data["failures"]) == 1 and data["rows"][0]["gpu_ms"] == 0.0

@@ -341,3 +341,67 @@ def test_cuda_compiled_matches_eager(gen, code):
     compiled = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", compile="default"))
     d = level_diff(compiled.process(frame, code), eager.process(frame, code))
     assert (d <= 3).mean() >= 0.999
+
+
+def test_device_uint8_path_with_tensor_strength_equals_process(gen, code):
+    """The CUDA-graph path's math (uint8 in/out, strength as a 0-d tensor) on CPU."""
+    frame = smooth_frame(40, 56, seed=4)
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    u8 = torch.from_numpy(frame).unsqueeze(0)
+    mean, std = engine._code_stats(code)
+    for alpha in (1.0, 0.7):
+        want = engine.process(frame, code, alpha)
+        with torch.inference_mode():
+            got = engine._stylize_u8(u8, mean, std, torch.tensor(alpha), False)[0].numpy()
+        assert level_diff(got, want).max() <= 1
+        np.testing.assert_array_equal(engine.stylize_u8(u8, code, alpha)[0].numpy(), want)
+    with pytest.raises(InputError, match="uint8"):
+        engine.stylize_u8(u8.float(), code)
+
+
+def test_cuda_graph_setting_is_checked_and_ignored_on_cpu(gen, code):
+    with pytest.raises(InputError, match="cuda_graph"):
+        EngineConfig(cuda_graph="sometimes")
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32", cuda_graph="on"))
+    assert not engine.use_graph and "cuda-graph" not in engine.describe()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_replays_equal_eager_and_follow_style_and_strength(gen, code):
+    frames = [smooth_frame(72, 100, seed=s) for s in range(3)]
+    other = gen.cpu().style_code(Fn.uint8_to_unit(torch.from_numpy(smooth_frame(64, 64, 9))))
+    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", cuda_graph="off"))
+    graph = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", cuda_graph="on"))
+    assert graph.use_graph and "cuda-graph" in graph.describe()
+    for c, a in [(code, 1.0), (other, 1.0), (code, 0.5)]:  # switches without re-capture
+        for f in frames:
+            assert level_diff(graph.process(f, c, a), eager.process(f, c, a)).max() <= 1
+    assert len(graph._graphs) == 1
+    batch = graph.process_batch(frames, other, 0.8)  # pipelined over streams, graph replays
+    for f, b in zip(frames, batch):
+        assert level_diff(b, eager.process(f, other, 0.8)).max() <= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("graph", ["off", "on"])
+def test_cuda_border_padding_with_cudnn_fused_relu_matches(gen, code, graph):
+    frame = smooth_frame(200, 360, seed=13)
+    cfg = EngineConfig(
+        "cuda", precision="fp16", pad_mode="border", fuse_relu="on", cuda_graph=graph
+    )
+    engine = StylizeEngine(gen, cfg)
+    assert engine.fused and engine.pad_mode == "border"
+    d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
+    assert (d <= 3).mean() >= 0.999
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_compiled_graph_matches_eager(gen, code):
+    frame = smooth_frame(64, 96, seed=12)
+    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16"))
+    cfg = EngineConfig("cuda", precision="fp16", compile="default", cuda_graph="on")
+    d = level_diff(StylizeEngine(gen, cfg).process(frame, code), eager.process(frame, code))
+    assert (d <= 3).mean() >= 0.999
