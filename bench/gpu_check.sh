@@ -5,6 +5,7 @@
 #   bash bench/gpu_check.sh --quick    # tests + the default engine and the baseline only
 #   bash bench/gpu_check.sh --dry-run  # anywhere: checks imports and the bench command on CPU
 #   bash bench/gpu_check.sh --rehearse # anywhere: every GPU step on the CPU at a tiny size
+#   bash bench/gpu_check.sh --profile  # kernel-time profiles, max-autotune, batch pipelining
 #
 # Wheels carried in .whl/ (e.g. PyAV, kornia for cp312) are installed into /tmp/castrt-site
 # first. Results (JSON + logs) go to $OUT if set (the device tool's folder), else
@@ -21,6 +22,7 @@ for arg in "$@"; do
     --dry-run) MODE=dry ;;
     --quick) MODE=quick ;;
     --rehearse) MODE=rehearse ;;
+    --profile) MODE=profile ;;
     -h | --help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $arg (use --quick or --dry-run)" >&2; exit 2 ;;
     esac
@@ -31,7 +33,7 @@ START=$(date +%s)
 say() { echo "== [$(($(date +%s) - START))s] $*"; }
 export PYTHONUNBUFFERED=1
 
-if { [ "$MODE" = gpu ] || [ "$MODE" = quick ]; } && compgen -G ".whl/*.whl" >/dev/null; then
+if { [ "$MODE" = gpu ] || [ "$MODE" = quick ] || [ "$MODE" = profile ]; } && compgen -G ".whl/*.whl" >/dev/null; then
     say "installing carried wheels from .whl/"
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/castrt-site .whl/*.whl || { echo "gpu_check: wheel install failed" >&2; exit 1; }
@@ -65,6 +67,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
 $PY -c 'import torch; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "on", torch.cuda.get_device_name())'
 
+TEST_RC=0
+if [ "$MODE" != profile ]; then
 say "CUDA tests (pytest -m cuda)"
 TESTS=tests
 [ "$MODE" = rehearse ] && TESTS=tests/realtime/test_engine.py
@@ -73,6 +77,7 @@ timeout 120 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-
 TEST_RC=$?
 [ "$MODE" = rehearse ] && TEST_RC=0
 tail -n 15 "$RESULTS/gpu_pytest.log"
+fi
 
 FP16="precision=$HALF"
 BEST="$FP16,pad_mode=border,fuse_relu=on,cuda_graph=on"
@@ -88,6 +93,16 @@ bench() {  # bench NAME LIMIT ARGS...: one castrt bench run -> $RESULTS/NAME.jso
 
 if [ "$MODE" = quick ]; then
     bench gpu_default 120 --sizes "$SIZES" --repeats 20 --variant precision=auto
+elif [ "$MODE" = profile ]; then
+    say "profiles (CUDA kernel time per frame)"
+    timeout 100 $PY bench/gpu_profile.py --sizes 1920x1080,3840x2160 --json "$RESULTS/gpu_profile.json" \
+        --variant "$FP16,compile=default" --variant "$FP16,pad_mode=border,fuse_relu=on" \
+        --variant "$FP16,pad_mode=cat" 2>>"$RESULTS/gpu_bench.log" | tee "$RESULTS/gpu_profile.txt"
+    bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
+        --variant "$FP16,compile=default,cuda_graph=on" \
+        --variant "$FP16,compile=default,cuda_graph=on,streams=off"
+    bench gpu_autotune 130 --sizes "$ONE,1280x720" --repeats 15 --no-naive \
+        --variant "$FP16,compile=max-autotune-no-cudagraphs,cuda_graph=on"
 else
     bench gpu_eager 100 --sizes "$SIZES" --repeats 15 \
         --variant precision=fp32 --variant "$FP16,pad_mode=cat" \
@@ -106,7 +121,7 @@ else
 fi
 
 say "done (pytest exit code $TEST_RC); JSON and logs in $RESULTS"
-grep -h -E "passed|failed|error" "$RESULTS/gpu_pytest.log" | tail -n 3
+[ -f "$RESULTS/gpu_pytest.log" ] && grep -h -E "passed|failed|error" "$RESULTS/gpu_pytest.log" | tail -n 3
 # the tables, from the JSON files (written after every size, so a step cut off by its time
 # limit still shows what it measured): median ms, device ms, warm-up, peak, speed-up
 $PY - "$RESULTS" <<'PYEOF'

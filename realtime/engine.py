@@ -49,7 +49,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PAD_MODES = ("auto", "module", "cat", "border")
 FUSE_MODES = ("auto", "on", "off")
 GRAPH_MODES = ("auto", "on", "off")
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+COMPILE_MODES = (
+    "off",
+    "default",
+    "reduce-overhead",
+    "max-autotune",
+    "max-autotune-no-cudagraphs",
+)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CODE_CACHE_SIZE = 32
 _GRAPH_CACHE_SIZE = 3  # captured frame sizes kept (each holds its own activation memory)
