@@ -22,6 +22,7 @@ for arg in "$@"; do
     --dry-run) MODE=dry ;;
     --quick) MODE=quick ;;
     --rehearse) MODE=rehearse ;;
+    --rehearse-quick) MODE=rehearse QUICK=1 ;;
     --profile) MODE=profile ;;
     -h | --help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $arg (use --quick or --dry-run)" >&2; exit 2 ;;
@@ -72,7 +73,7 @@ if [ "$MODE" != profile ]; then
 say "CUDA tests (pytest -m cuda)"
 TESTS=tests
 [ "$MODE" = rehearse ] && TESTS=tests/realtime/test_engine.py
-timeout 120 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
+timeout 80 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
     -W ignore::DeprecationWarning >"$RESULTS/gpu_pytest.log" 2>&1
 TEST_RC=$?
 [ "$MODE" = rehearse ] && TEST_RC=0
@@ -91,8 +92,13 @@ bench() {  # bench NAME LIMIT ARGS...: one castrt bench run -> $RESULTS/NAME.jso
     echo "   exit $?"
 }
 
-if [ "$MODE" = quick ]; then
-    bench gpu_default 120 --sizes "$SIZES" --repeats 20 --variant precision=auto
+if [ "$MODE" = quick ] || [ "${QUICK:-0}" = 1 ]; then
+    # the defaults (precision=auto: fp16, compiled, one CUDA graph per frame) against the
+    # naive script and the eager default, then batch pipelining on and off
+    bench gpu_default 100 --sizes "$SIZES" --repeats 15 \
+        --variant precision=auto --variant precision=auto,compile=off
+    bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
+        --variant precision=auto --variant precision=auto,streams=off
 elif [ "$MODE" = profile ]; then
     say "profiles (CUDA kernel time per frame)"
     timeout 100 $PY bench/gpu_profile.py --sizes 1920x1080,3840x2160 --json "$RESULTS/gpu_profile.json" \

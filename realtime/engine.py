@@ -50,6 +50,7 @@ PAD_MODES = ("auto", "module", "cat", "border")
 FUSE_MODES = ("auto", "on", "off")
 GRAPH_MODES = ("auto", "on", "off")
 COMPILE_MODES = (
+    "auto",
     "off",
     "default",
     "reduce-overhead",
@@ -58,6 +59,7 @@ COMPILE_MODES = (
 )
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CODE_CACHE_SIZE = 32
+_RECOMPILE_LIMIT = 64  # compiled sizes × engines (all share nn.Sequential.forward's cache)
 _GRAPH_CACHE_SIZE = 3  # captured frame sizes kept (each holds its own activation memory)
 
 
@@ -80,15 +82,18 @@ class EngineConfig:
     fp16 or auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32).
     ``channels_last``: None picks it (on for CPU and for reduced precision on CUDA).
     ``pad_mode``: how the reflection padding before each 3×3 conv is done (see
-    :class:`ReflectConv`): ``module``, ``cat``, ``border`` or ``auto`` (cat for eager
-    channels_last on CUDA, else module); all compute the reference function.
-    ``fuse_relu``: conv + ReLU as one primitive: oneDNN on CPU (auto: on for eager CPU),
-    cuDNN ``cudnn_convolution_relu`` on CUDA (auto: off).
-    ``compile``: torch.compile mode for encoder and decoder (off by default).
-    ``cuda_graph``: capture the whole frame (uint8 in → uint8 out) as one CUDA graph per
-    frame size and replay it (auto: off); CPU ignores it.
+    :class:`ReflectConv`): ``module``, ``cat``, ``border`` or ``auto`` (border for eager
+    CUDA, else module); all compute the reference function.
+    ``fuse_relu``: conv + ReLU as one primitive: oneDNN on CPU, cuDNN
+    ``cudnn_convolution_relu`` on CUDA (auto: on for eager CPU and for eager CUDA with
+    border padding).
+    ``compile``: torch.compile mode for encoder and decoder (auto: ``default`` on CUDA,
+    off on CPU).
     ``threads``: CPU threads (0: leave torch's default, all physical cores).
     ``streams``: overlap upload, compute and download across frames of a CUDA batch.
+    ``cuda_graph``: capture the whole frame (uint8 in → uint8 out) as one CUDA graph per
+    frame size and replay it (auto: on for CUDA unless ``compile=reduce-overhead``); CPU
+    ignores it.
     """
 
     device: str = "cpu"
@@ -97,7 +102,7 @@ class EngineConfig:
     channels_last: bool | None = None
     pad_mode: str = "auto"
     fuse_relu: str = "auto"
-    compile: str = "off"
+    compile: str = "auto"
     threads: int = 0
     streams: bool = True
     cuda_graph: str = "auto"
@@ -139,6 +144,13 @@ def cpu_bf16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def resolve_compile(mode: str, device: torch.device) -> str:
+    """``auto`` → ``default`` on CUDA (measured fastest, see bench/RESULTS.md), off on CPU."""
+    if mode != "auto":
+        return mode
+    return "default" if device.type == "cuda" else "off"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -316,6 +328,18 @@ def count_conv_flops(generator: CASTGenerator, height: int = 256, width: int = 2
 # --- sizes ----------------------------------------------------------------------------------------
 
 
+def allow_recompiles() -> None:
+    """Raise TorchDynamo's per-function recompile limit to :data:`_RECOMPILE_LIMIT`.
+
+    Encoder and decoder of every compiled engine are ``nn.Sequential``s, so they share one
+    Dynamo cache entry list; with the default limit (8) the ninth (engine, size) pair would
+    silently run eagerly (measured: 4K at 170 ms instead of 24 ms). Never lowers it.
+    """
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    setattr(cfg, name, max(int(getattr(cfg, name)), _RECOMPILE_LIMIT))
+
+
 def processing_size(h: int, w: int, resolution: int) -> tuple[int, int]:
     """The (H, W) a frame of (h, w) is processed at: shorter side ``resolution`` (0: native).
 
@@ -379,11 +403,12 @@ class StylizeEngine:
         if cl is None:  # measured faster on CPU at every precision (pooling, padding in NHWC)
             cl = self.device.type == "cpu" or self.precision != "fp32"
         self.channels_last = cl
+        self.compile = resolve_compile(self.config.compile, self.device)
         pad = self.config.pad_mode
-        eager = self.config.compile == "off"
+        eager = self.compile == "off"
+        cuda = self.device.type == "cuda"
         if pad == "auto":  # eager CUDA reflect-pad in channels_last is slow (design.md)
-            cuda_cl = self.device.type == "cuda" and self.channels_last
-            pad = "cat" if cuda_cl and eager else "module"
+            pad = "border" if cuda and eager else "module"
         self.pad_mode = pad
         fuse = self.config.fuse_relu
         if self.device.type == "cpu":
@@ -392,8 +417,11 @@ class StylizeEngine:
                 raise InputError("fuse_relu=on needs a CPU device with oneDNN (mkldnn)")
             self.fused = cpu_ok and (fuse == "on" or (fuse == "auto" and eager))
         else:
-            self.fused = fuse == "on"
-        self.use_graph = self.device.type == "cuda" and self.config.cuda_graph == "on"
+            self.fused = fuse == "on" or (fuse == "auto" and eager and pad == "border")
+        graph = self.config.cuda_graph
+        self.use_graph = cuda and (
+            graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
+        )
         self.generator = generator.to(self.device).eval()
         self.content_stats_hook: StatsHook | None = None
         self._codes: OrderedDict[int, tuple[StyleCode, Tensor, Tensor]] = OrderedDict()
@@ -414,8 +442,9 @@ class StylizeEngine:
         self._enc_module, self._dec_module = enc, dec
         self._encoder: Callable[[Tensor], Tensor] = enc
         self._decoder: Callable[[Tensor], Tensor] = dec
-        if self.config.compile != "off":
-            mode = None if self.config.compile == "default" else self.config.compile
+        if self.compile != "off":
+            mode = None if self.compile == "default" else self.compile
+            allow_recompiles()
             self._encoder = torch.compile(enc, mode=mode, dynamic=False)
             self._decoder = torch.compile(dec, mode=mode, dynamic=False)
         self._codes.clear()
@@ -430,7 +459,7 @@ class StylizeEngine:
     def describe(self) -> str:
         """One line naming the configuration actually used (for logs and benchmarks)."""
         layout = "channels_last" if self.channels_last else "nchw"
-        extra = f", compile={self.config.compile}" if self.config.compile != "off" else ""
+        extra = f", compile={self.compile}" if self.compile != "off" else ""
         res = f"{self.config.resolution}p" if self.config.resolution else "native"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         fused = "+fused-relu" if self.fused else ""
@@ -566,7 +595,7 @@ class StylizeEngine:
         """
         h, w = x.shape[-2:]
         ph, pw = size
-        if self.config.compile == "reduce-overhead":  # CUDA graphs: a new frame starts here
+        if self.compile == "reduce-overhead":  # CUDA graphs: a new frame starts here
             torch.compiler.cudagraph_mark_step_begin()
         work = (
             F.interpolate(x, size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
@@ -757,10 +786,12 @@ class StylizeEngine:
                 compute.wait_event(uploaded[s])
                 x = dev_in[s].unsqueeze(0)  # (1, H, W, 3)
                 if graph is not None:
-                    out = graph.run(x, s_mean, s_std, alpha)  # copies x in first
+                    graph.load(x, s_mean, s_std, alpha)
+                    consumed[s].record(compute)  # dev_in[s] may take the next upload
+                    out = graph.replay()
                 else:
                     out = self._stylize_u8(x, s_mean, s_std, alpha, preserve_color)
-                consumed[s].record(compute)
+                    consumed[s].record(compute)
                 if i >= slots:
                     collect(i - slots)  # host_out[s] and dev_out[s] are free again
                 compute.wait_event(downloaded[s])
@@ -810,11 +841,19 @@ class FrameGraph:
         ):
             self.output = frame()
 
-    def run(self, u8: Tensor, mean: Tensor, std: Tensor, alpha: float) -> Tensor:
-        """Replay on the current stream; returns the static output buffer (B, H, W, 3)."""
+    def load(self, u8: Tensor, mean: Tensor, std: Tensor, alpha: float) -> None:
+        """Copy a frame, style statistics and strength into the static inputs (current stream)."""
         self.input.copy_(u8, non_blocking=True)
         self.mean.copy_(mean.reshape(self.mean.shape))
         self.std.copy_(std.reshape(self.std.shape))
         self.alpha.fill_(alpha)
+
+    def replay(self) -> Tensor:
+        """Replay on the current stream; returns the static output buffer (B, H, W, 3)."""
         self.graph.replay()
         return self.output
+
+    def run(self, u8: Tensor, mean: Tensor, std: Tensor, alpha: float) -> Tensor:
+        """:meth:`load` then :meth:`replay`."""
+        self.load(u8, mean, std, alpha)
+        return self.replay()

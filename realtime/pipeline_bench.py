@@ -80,7 +80,7 @@ def _engine_config(args: argparse.Namespace, device: torch.device) -> EngineConf
         "resolution": int(getattr(args, "resolution", 0) or 0),
     }
     names = {f.name for f in dataclasses.fields(EngineConfig)}
-    compile_mode = str(getattr(args, "compile", "off") or "off").split(",")[0].strip()
+    compile_mode = str(getattr(args, "compile", "auto") or "auto").split(",")[0].strip()
     if "compile" in names:
         kwargs["compile"] = compile_mode
     return EngineConfig(**kwargs)

@@ -256,17 +256,22 @@ def engine_variants(
 
 
 def cfg_name(cfg: EngineConfig) -> str:
+    """``engine <precision>`` plus every field that differs from EngineConfig's default."""
     parts = [f"engine {cfg.precision}"]
-    if cfg.pad_mode != "auto":
-        parts.append(f"pad={cfg.pad_mode}")
-    if cfg.fuse_relu != "auto":
-        parts.append(f"fuse-relu={cfg.fuse_relu}")
-    if cfg.compile != "off":
-        parts.append(f"compile={cfg.compile}")
-    if cfg.cuda_graph != "auto":
-        parts.append(f"cuda-graph={cfg.cuda_graph}")
-    if cfg.resolution:
-        parts.append(f"{cfg.resolution}p")
+    default = EngineConfig()
+    for f in dataclasses.fields(EngineConfig):
+        if f.name in ("device", "precision", "threads"):
+            continue
+        value = getattr(cfg, f.name)
+        if value == getattr(default, f.name):
+            continue
+        key = "pad" if f.name == "pad_mode" else f.name.replace("_", "-")
+        if f.name == "resolution":
+            parts.append(f"{value}p")
+        elif isinstance(value, bool):
+            parts.append(f"{key}={'on' if value else 'off'}")
+        else:
+            parts.append(f"{key}={value}")
     return " ".join(parts)
 
 
@@ -482,8 +487,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compile",
-        default="off",
-        help="comma-separated torch.compile modes: off, default, reduce-overhead, max-autotune",
+        default="auto",
+        help="comma-separated torch.compile modes: auto (default on CUDA, off on CPU), off, "
+        "default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs",
     )
     p.add_argument(
         "--pad-mode",

@@ -82,7 +82,7 @@ class ConvertOptions:
     preserve_color: bool = False
     resolution: int = 0
     precision: str = "fp32"
-    compile: str = "off"
+    compile: str = "auto"
     temporal: str = "off"
     batch: int = 4
     codec: str = "libx264"
@@ -743,9 +743,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compile",
-        default="off",
+        default="auto",
         choices=COMPILE_MODES,
-        help="torch.compile mode for the engine (default off)",
+        help="torch.compile mode for the engine (default auto: compiled on CUDA, off on CPU)",
     )
     p.add_argument(
         "--temporal",

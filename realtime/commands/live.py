@@ -78,7 +78,7 @@ class LiveConfig:
     precision: str = (
         "auto"  # engine precision: auto (fp16 on CUDA, bf16 on capable CPUs), fp32, ...
     )
-    compile: str = "off"  # torch.compile mode for the engine (off, default, reduce-overhead, ...)
+    compile: str = "auto"  # torch.compile mode (auto: default on CUDA, off on CPU; off, ...)
     alpha: float = 1.0
     temporal: str = "off"
     preserve_color: bool = False
@@ -233,7 +233,7 @@ def _run_opened(
     )
     engine = StylizeEngine(gen, engine_config(cfg, device))
     warmup = getattr(engine, "warmup", None)
-    if warmup is not None and (device.type == "cuda" or cfg.compile != "off"):
+    if warmup is not None and (device.type == "cuda" or cfg.compile not in ("off", "auto")):
         t0 = time.perf_counter()
         warmup(info.height, info.width, styles[0].code)  # compile/autotune before the frames
         print(f"castrt live: engine warm in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -401,7 +401,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", help="engine precision: auto (default), fp32, bf16, fp16")
     p.add_argument(
         "--compile",
-        help="torch.compile mode for the engine: off (default), default, reduce-overhead",
+        help="torch.compile mode for the engine: auto (default: compiled on CUDA, off on "
+        "CPU), off, default, reduce-overhead",
     )
     p.add_argument("--policy", choices=("auto", *POLICIES), help="queue policy (default auto)")
     p.add_argument("--realtime", action="store_true", help="pace files to their timestamps")

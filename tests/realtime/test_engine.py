@@ -312,7 +312,8 @@ def test_describe_names_the_configuration(gen):
 @pytest.mark.parametrize("pad_mode", ["module", "cat"])
 def test_cuda_reduced_precision_within_three_levels(gen, code, precision, pad_mode):
     frame = smooth_frame(200, 360, seed=11)
-    engine = StylizeEngine(gen, EngineConfig("cuda", precision=precision, pad_mode=pad_mode))
+    cfg = EngineConfig("cuda", precision=precision, pad_mode=pad_mode, compile="off")
+    engine = StylizeEngine(gen, cfg)
     assert next(engine._dec_module.parameters()).device.type == "cuda"
     d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
     assert (d <= 3).mean() >= 0.999
@@ -322,7 +323,7 @@ def test_cuda_reduced_precision_within_three_levels(gen, code, precision, pad_mo
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fp32_matches_and_pipelined_batch_equals_single(gen, code):
     frames = [smooth_frame(72, 100, seed=s) for s in range(5)]
-    engine = StylizeEngine(gen, EngineConfig("cuda", precision="fp32"))
+    engine = StylizeEngine(gen, EngineConfig("cuda", precision="fp32", compile="off"))
     single = [engine.process(f, code, 0.9) for f in frames]
     for f, s in zip(frames, single):
         ref = reference(gen.cpu(), f, code, 0.9)
@@ -337,8 +338,10 @@ def test_cuda_fp32_matches_and_pipelined_batch_equals_single(gen, code):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_compiled_matches_eager(gen, code):
     frame = smooth_frame(64, 96, seed=12)
-    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16"))
-    compiled = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", compile="default"))
+    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", compile="off"))
+    compiled = StylizeEngine(
+        gen, EngineConfig("cuda", precision="fp16", compile="default", cuda_graph="off")
+    )
     d = level_diff(compiled.process(frame, code), eager.process(frame, code))
     assert (d <= 3).mean() >= 0.999
 
@@ -371,8 +374,8 @@ def test_cuda_graph_setting_is_checked_and_ignored_on_cpu(gen, code):
 def test_cuda_graph_replays_equal_eager_and_follow_style_and_strength(gen, code):
     frames = [smooth_frame(72, 100, seed=s) for s in range(3)]
     other = gen.cpu().style_code(Fn.uint8_to_unit(torch.from_numpy(smooth_frame(64, 64, 9))))
-    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", cuda_graph="off"))
-    graph = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", cuda_graph="on"))
+    eager = StylizeEngine(gen, EngineConfig("cuda", "fp16", compile="off", cuda_graph="off"))
+    graph = StylizeEngine(gen, EngineConfig("cuda", "fp16", compile="off", cuda_graph="on"))
     assert graph.use_graph and "cuda-graph" in graph.describe()
     for c, a in [(code, 1.0), (other, 1.0), (code, 0.5)]:  # switches without re-capture
         for f in frames:
@@ -389,7 +392,7 @@ def test_cuda_graph_replays_equal_eager_and_follow_style_and_strength(gen, code)
 def test_cuda_border_padding_with_cudnn_fused_relu_matches(gen, code, graph):
     frame = smooth_frame(200, 360, seed=13)
     cfg = EngineConfig(
-        "cuda", precision="fp16", pad_mode="border", fuse_relu="on", cuda_graph=graph
+        "cuda", "fp16", pad_mode="border", fuse_relu="on", compile="off", cuda_graph=graph
     )
     engine = StylizeEngine(gen, cfg)
     assert engine.fused and engine.pad_mode == "border"
@@ -399,9 +402,13 @@ def test_cuda_border_padding_with_cudnn_fused_relu_matches(gen, code, graph):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_compiled_graph_matches_eager(gen, code):
-    frame = smooth_frame(64, 96, seed=12)
-    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16"))
-    cfg = EngineConfig("cuda", precision="fp16", compile="default", cuda_graph="on")
-    d = level_diff(StylizeEngine(gen, cfg).process(frame, code), eager.process(frame, code))
-    assert (d <= 3).mean() >= 0.999
+def test_cuda_default_engine_compiled_graph_matches_eager(gen, code):
+    """The CUDA default (fp16, compiled, CUDA graph), single frames and pipelined batches."""
+    frames = [smooth_frame(64, 96, seed=s) for s in range(3)]
+    eager = StylizeEngine(gen, EngineConfig("cuda", precision="fp16", compile="off"))
+    default = StylizeEngine(gen, EngineConfig("cuda", precision="auto"))
+    assert (default.precision, default.compile, default.use_graph) == ("fp16", "default", True)
+    for f, b in zip(frames, default.process_batch(frames, code, 0.8)):
+        want = eager.process(f, code, 0.8)
+        assert (level_diff(default.process(f, code, 0.8), want) <= 3).mean() >= 0.999
+        assert (level_diff(b, want) <= 3).mean() >= 0.999
