@@ -20,6 +20,7 @@ from realtime.engine import (
     cpu_bf16_supported,
     processing_size,
     reflect_pad1_cat,
+    resolve_compile,
     resolve_precision,
 )
 
@@ -412,3 +413,20 @@ def test_cuda_default_engine_compiled_graph_matches_eager(gen, code):
         want = eager.process(f, code, 0.8)
         assert (level_diff(default.process(f, code, 0.8), want) <= 3).mean() >= 0.999
         assert (level_diff(b, want) <= 3).mean() >= 0.999
+
+
+@pytest.mark.slow
+def test_cpu_compiled_with_freezing_matches_eager(gen, code):
+    frame = smooth_frame(48, 64, seed=5)
+    eager = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    compiled = StylizeEngine(gen, EngineConfig(precision="fp32", compile="default"))
+    assert compiled.compile == "default" and not compiled.fused  # Inductor fuses instead
+    assert (
+        level_diff(compiled.process(frame, code, 0.7), eager.process(frame, code, 0.7)).max() <= 1
+    )
+
+
+def test_compile_auto_resolves_per_device(gen):
+    assert StylizeEngine(gen, EngineConfig(precision="fp32")).compile == "off"
+    assert resolve_compile("auto", torch.device("cuda")) == "default"
+    assert resolve_compile("max-autotune", torch.device("cpu")) == "max-autotune"
