@@ -60,18 +60,21 @@ COMPILE_MODES = (
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CODE_CACHE_SIZE = 32
 _RECOMPILE_LIMIT = 64  # compiled sizes × engines (all share nn.Sequential.forward's cache)
+_OOM_FLOOR = 144  # the lowest processing resolution an out-of-memory error suggests
 _GRAPH_CACHE_SIZE = 3  # captured frame sizes kept (each holds its own activation memory)
 
 
 class EngineOutOfMemoryError(CastRTError):
     """The device ran out of memory at a processing resolution; lower ``--resolution``.
 
-    ``size`` is the (H, W) that was being processed, so a caller (live mode) can step down.
+    ``size`` is the (H, W) that was being processed and ``suggested`` a lower processing
+    resolution to try (0: none lower is sensible), so a caller (live mode) can step down.
     """
 
-    def __init__(self, message: str, size: tuple[int, int]) -> None:
+    def __init__(self, message: str, size: tuple[int, int], suggested: int = 0) -> None:
         super().__init__(message)
         self.size = size
+        self.suggested = suggested
 
 
 @dataclass(frozen=True)
@@ -541,7 +544,7 @@ class StylizeEngine:
 
     def download_batch(self, t: Tensor) -> list[np.ndarray]:
         """float (B, 3, H, W) → B uint8 (H, W, 3) arrays; only uint8 crosses the bus."""
-        return self._download_u8(Fn.unit_to_uint8(t.float(), rounding="round"))
+        return self.download_u8(Fn.unit_to_uint8(t.float(), rounding="round"))
 
     @torch.inference_mode()
     def stylize_tensor(
@@ -567,11 +570,14 @@ class StylizeEngine:
     def _oom_error(self, h: int, w: int, ph: int, pw: int) -> EngineOutOfMemoryError:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        lower = max(144, (min(ph, pw) * 2 // 3) // 8 * 8)
+        lower = max(_OOM_FLOOR, (min(ph, pw) * 2 // 3) // 8 * 8)
+        suggested = lower if lower < min(ph, pw) else 0
+        hint = f", e.g. --resolution {lower}" if suggested else ""
         return EngineOutOfMemoryError(
             f"{self.device} ran out of memory stylizing at {pw}x{ph} (input {w}x{h}, "
-            f"{self.precision}); lower the processing resolution, e.g. --resolution {lower}",
+            f"{self.precision}); lower the processing resolution{hint}",
             (ph, pw),
+            suggested,
         )
 
     def _run(
@@ -701,9 +707,9 @@ class StylizeEngine:
         if self.device.type == "cuda" and self.config.streams and len(frames) > 1:
             return self._process_pipelined(frames, code, alpha, preserve_color)
         u8 = self.upload_uint8(frames)  # (B, H, W, 3)
-        return self._download_u8(self.stylize_u8(u8, code, alpha, preserve_color))
+        return self.download_u8(self.stylize_u8(u8, code, alpha, preserve_color))
 
-    def _download_u8(self, u8: Tensor) -> list[np.ndarray]:
+    def download_u8(self, u8: Tensor) -> list[np.ndarray]:
         """uint8 (B, H, W, 3) on the device → B host arrays (pinned copy on CUDA)."""
         if u8.device.type != "cuda":
             return list(u8.cpu().numpy())

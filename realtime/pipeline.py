@@ -47,6 +47,7 @@ naming the stage, after the same ordered shutdown — never a hang.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections import deque
@@ -59,7 +60,7 @@ import numpy as np
 
 from models.errors import CastRTError, InputError
 from models.fileio import first_line
-from realtime.engine import StylizeEngine
+from realtime.engine import EngineOutOfMemoryError, StylizeEngine
 from realtime.settings import LiveSettings, SettingsStore
 from realtime.stats import PipelineStats
 from realtime.styles import StyleEntry
@@ -166,6 +167,10 @@ class StylizeStage:
     ``styles`` is a list shared with controllers; it may grow while running (the control
     server appends new styles), and ``style_index`` wraps around its length. The temporal
     strategy is rebuilt when the chosen name changes and reset on a style switch.
+
+    ``step_down_on_oom`` (live mode): when the device runs out of memory, lower the engine's
+    processing resolution as the error suggests, say so on stderr, and retry the frame,
+    instead of ending the stream.
     """
 
     def __init__(
@@ -173,12 +178,14 @@ class StylizeStage:
         engine: StylizeEngine,
         styles: list[StyleEntry],
         stats: PipelineStats | None = None,
+        step_down_on_oom: bool = False,
     ) -> None:
         if not styles:
             raise InputError("no style given: pass --style FILE_OR_DIR")
         self.engine = engine
         self.styles = styles
         self.stats = stats
+        self.step_down_on_oom = step_down_on_oom
         self._strategy: TemporalStrategy | None = None
         self._strategy_name = ""
         self._style_index = -1
@@ -189,6 +196,21 @@ class StylizeStage:
     def __call__(self, frame: Frame, settings: LiveSettings) -> Frame:
         if not settings.stylize or frame.info.get("placeholder"):
             return frame
+        while True:
+            try:
+                return self._stylize(frame, settings)
+            except EngineOutOfMemoryError as e:
+                if not (self.step_down_on_oom and e.suggested):
+                    raise
+                self.engine.set_resolution(e.suggested)
+                h, w = e.size
+                print(
+                    f"castrt: out of memory at {w}x{h}; stylizing at {e.suggested}p from now "
+                    "on (--resolution sets it at start)",
+                    file=sys.stderr,
+                )
+
+    def _stylize(self, frame: Frame, settings: LiveSettings) -> Frame:
         index = settings.style_index % len(self.styles)
         entry = self.styles[index]
         name = settings.temporal if settings.temporal_enabled else "off"
@@ -216,16 +238,16 @@ class StylizeStage:
     def _stylize_timed(self, image: np.ndarray, entry: StyleEntry, s: LiveSettings) -> np.ndarray:
         """One frame through the engine with upload / model / download timed separately."""
         engine = self.engine
-        if self.stats is None or not hasattr(engine, "stylize_tensor"):
+        if self.stats is None or not hasattr(engine, "stylize_u8"):
             return engine.process(image, entry.code, s.alpha, s.preserve_color)
         t0 = time.perf_counter()
-        x = engine.upload(image)
-        _sync(x)  # attribute the copy to "upload" (tiny; the download synchronises anyway)
+        u8 = engine.upload_uint8([image])  # (1, H, W, 3) uint8 on the device
+        _sync(u8)  # attribute the copy to "upload" (tiny; the download synchronises anyway)
         t1 = self._record("upload", t0)
-        y = engine.stylize_tensor(x, entry.code, s.alpha, s.preserve_color)
+        y = engine.stylize_u8(u8, entry.code, s.alpha, s.preserve_color)  # CUDA graph if on
         _sync(y)
         t2 = self._record("model", t1)
-        out: np.ndarray = engine.download(y)
+        out: np.ndarray = engine.download_u8(y)[0]
         self._record("download", t2)
         return out
 

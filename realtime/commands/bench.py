@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from models.errors import InputError
+from models.fileio import first_line
 from models.generator import CASTGenerator
 from models.style_code import StyleCode
 from realtime.commands.common import add_model_args, build_generator, configure_threads
@@ -322,7 +323,7 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                 if name not in engines:
                     engines[name] = StylizeEngine(gen, cfg)
             except (InputError, RuntimeError) as err:
-                failures.append(f"{name}: {first_line(err)}")
+                failures.append(f"{name}: {first_line(err)[:300]}")
                 print(f"  {name}: FAILED to build: {first_line(err)}", file=sys.stderr)
                 continue
             e = engines[name]
@@ -340,7 +341,7 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
             except torch.OutOfMemoryError:
                 raise InputError(f"out of memory at {w}x{h} ({name}); drop that size") from None
             except Exception as err:  # one variant's failure must not end the run
-                failures.append(f"{w}x{h} {name}: {type(err).__name__}: {first_line(err)}")
+                failures.append(f"{w}x{h} {name}: {type(err).__name__}: {first_line(err)[:300]}")
                 print(f"  {w}x{h} {name}: FAILED: {first_line(err)}", file=sys.stderr)
                 del runners[name]
                 continue
@@ -365,7 +366,7 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                 try:
                     gpu[name] = device_ms(eng, frames, code, args.repeats)
                 except Exception as err:  # the frame-level row stands without it
-                    failures.append(f"{w}x{h} {name} (device time): {first_line(err)}")
+                    failures.append(f"{w}x{h} {name} (device time): {first_line(err)[:300]}")
         first = next(iter(times), None)
         base = statistics.median(times[first]) if first and not args.no_naive else 0.0
         for name, ts in times.items():
@@ -388,12 +389,6 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
         if args.json:  # partial results survive a later size's failure or a timeout
             write_json(args, rows, machine_info(device), flops_px, failures)
     return rows, machine_info(device), flops_px, failures
-
-
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message (cuDNN and Inductor errors run long)."""
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def format_table(rows: list[BenchRow]) -> str:

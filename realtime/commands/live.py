@@ -247,7 +247,7 @@ def _run_opened(
         )
     )
     stats = PipelineStats()
-    stage = StylizeStage(engine, styles, stats)
+    stage = StylizeStage(engine, styles, stats, step_down_on_oom=True)
 
     pipeline: Pipeline | None = None
 

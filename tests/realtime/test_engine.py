@@ -286,15 +286,19 @@ def test_preserve_color_keeps_content_chroma(gen, code):
 
 
 def test_out_of_memory_becomes_a_typed_error_naming_the_resolution(gen, code):
-    engine = StylizeEngine(gen, EngineConfig(resolution=48))
-
     def boom(x):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
 
+    engine = StylizeEngine(gen, EngineConfig(resolution=360))
     engine._encoder = boom
-    with pytest.raises(EngineOutOfMemoryError, match=r"85x48.*--resolution") as info:
-        engine.process(smooth_frame(72, 128), code)
-    assert info.value.size == (48, 85)
+    with pytest.raises(EngineOutOfMemoryError, match=r"648x360.*--resolution 240") as info:
+        engine.process(smooth_frame(400, 720), code)
+    assert info.value.size == (360, 648) and info.value.suggested == 240
+    small = StylizeEngine(gen, EngineConfig(resolution=48))  # nothing sensible below 48
+    small._encoder = boom
+    with pytest.raises(EngineOutOfMemoryError, match=r"85x48") as info:
+        small.process(smooth_frame(72, 128), code)
+    assert info.value.suggested == 0 and "--resolution" not in str(info.value)
 
 
 def test_flops_per_pixel_is_counted_from_the_convs():

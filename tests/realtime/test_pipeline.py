@@ -253,3 +253,32 @@ def test_stop_during_a_batch_stops_taking_frames() -> None:
     # the batch in the processor when the stop came is still written; nothing after it
     assert [f.index for f in sink.frames] == [0, 1, 2, 3]
     assert report.frames_written == 4
+
+
+def test_stylize_stage_steps_the_resolution_down_on_out_of_memory(capsys) -> None:
+    import torch
+
+    from models.generator import untrained_generator
+    from realtime.engine import EngineConfig, EngineOutOfMemoryError, StylizeEngine
+    from realtime.pipeline import Frame, StylizeStage
+    from realtime.settings import LiveSettings
+    from realtime.styles import StyleEntry
+
+    gen = untrained_generator(seed=0, with_photo_decoder=False)
+    entry = StyleEntry("s", None, gen.style_code(torch.rand(1, 3, 64, 64) * 2 - 1))
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    real = engine._encoder
+
+    def small_memory(x):  # a device that holds only frames up to 300 px on the shorter side
+        if min(x.shape[-2:]) > 300:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(x)
+
+    engine._encoder = small_memory
+    frame = Frame(index=0, image=np.zeros((360, 640, 3), np.uint8), info={})
+    with pytest.raises(EngineOutOfMemoryError, match="640x360"):
+        StylizeStage(engine, [entry])(frame, LiveSettings())  # offline: the error stands
+    live = StylizeStage(engine, [entry], step_down_on_oom=True)
+    out = live(frame, LiveSettings())
+    assert out.image.shape == (360, 640, 3) and engine.config.resolution == 240
+    assert "out of memory at 640x360; stylizing at 240p" in capsys.readouterr().err
