@@ -14,6 +14,14 @@ Tensor-level API (stay on the device between steps, e.g. for temporal smoothing)
     y = engine.stylize_tensor(x, code)    # same size, ~[-1, 1] (unclamped), float32
     frame = engine.download(y)            # -> uint8 (H, W, 3), clamped and rounded
 
+    u8 = engine.upload_uint8([frame])     # uint8 (1, H, W, 3) on the device
+    out = engine.stylize_u8(u8, code)     # uint8 (1, H, W, 3) on the device (CUDA graph on CUDA)
+    frames = engine.download_u8(out)      # -> list of uint8 (H, W, 3)
+
+On CUDA the defaults are fp16, channels_last, ``torch.compile`` and one captured CUDA graph
+per frame size (measured fastest on an H100, bench/RESULTS.md); eager CUDA uses border
+padding with cuDNN's fused conv + ReLU.
+
 ``engine.content_stats_hook`` is an optional callable ``(mean, std) -> (mean, std)`` applied
 to the relu4_1 content statistics (float32, (B, 512, 1, 1)) before AdaIN (temporal ``stats``
 smoothing uses it).
