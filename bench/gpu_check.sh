@@ -76,6 +76,9 @@ TESTS=tests
 timeout 80 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
     -W ignore::DeprecationWarning >"$RESULTS/gpu_pytest.log" 2>&1
 TEST_RC=$?
+say "Triton kernel tests on the device (tests/realtime/test_triton_conv.py)"
+timeout 60 $PY -m pytest tests/realtime/test_triton_conv.py -q -p no:cacheprovider \
+    >>"$RESULTS/gpu_pytest.log" 2>&1 || TEST_RC=1
 [ "$MODE" = rehearse ] && TEST_RC=0
 tail -n 15 "$RESULTS/gpu_pytest.log"
 fi
@@ -96,14 +99,15 @@ if [ "$MODE" = quick ] || [ "${QUICK:-0}" = 1 ]; then
     # the defaults (precision=auto: fp16, compiled, one CUDA graph per frame) against the
     # naive script and the eager default, then batch pipelining on and off
     bench gpu_default 100 --sizes "$SIZES" --repeats 15 \
-        --variant precision=auto --variant precision=auto,compile=off
+        --variant precision=auto --variant precision=auto,compile=off \
+        --variant precision=auto,conv_impl=triton
     bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
         --variant precision=auto --variant precision=auto,streams=off
 elif [ "$MODE" = profile ]; then
     say "profiles (CUDA kernel time per frame)"
     timeout 100 $PY bench/gpu_profile.py --sizes 1920x1080,3840x2160 --json "$RESULTS/gpu_profile.json" \
-        --variant "$FP16,compile=default" --variant "$FP16,pad_mode=border,fuse_relu=on" \
-        --variant "$FP16,pad_mode=cat" 2>>"$RESULTS/gpu_bench.log" | tee "$RESULTS/gpu_profile.txt"
+        --variant "$FP16,compile=default" --variant "$FP16,conv_impl=triton" \
+        --variant "$FP16,pad_mode=border,fuse_relu=on" 2>>"$RESULTS/gpu_bench.log" | tee "$RESULTS/gpu_profile.txt"
     bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
         --variant "$FP16,compile=default,cuda_graph=on" \
         --variant "$FP16,compile=default,cuda_graph=on,streams=off"
@@ -113,7 +117,8 @@ else
     bench gpu_eager 100 --sizes "$SIZES" --repeats 15 \
         --variant precision=fp32 --variant "$FP16,pad_mode=cat" \
         --variant "$FP16,pad_mode=border" --variant "$FP16,pad_mode=border,fuse_relu=on" \
-        --variant "$FP16,pad_mode=cat,cuda_graph=on" --variant "$BEST"
+        --variant "$FP16,pad_mode=cat,cuda_graph=on" --variant "$BEST" \
+        --variant "$FP16,conv_impl=triton,cuda_graph=off" --variant "$FP16,conv_impl=triton"
     # torch.compile: first process with a cold Inductor cache, then a second process that
     # reuses the on-disk cache (warm-up across runs)
     bench gpu_compile 150 --sizes "$SIZES" --repeats 15 --no-naive \

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -57,6 +58,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PAD_MODES = ("auto", "module", "cat", "border")
 FUSE_MODES = ("auto", "on", "off")
 GRAPH_MODES = ("auto", "on", "off")
+CONV_IMPLS = ("torch", "triton")
 COMPILE_MODES = (
     "auto",
     "off",
@@ -105,6 +107,9 @@ class EngineConfig:
     ``cuda_graph``: capture the whole frame (uint8 in → uint8 out) as one CUDA graph per
     frame size and replay it (auto: on for CUDA unless ``compile=reduce-overhead``); CPU
     ignores it.
+    ``conv_impl``: ``torch`` (cuDNN / oneDNN) or ``triton``: one Triton kernel per 3×3 layer
+    with reflection padding, pooling/upsampling, bias and ReLU fused (realtime.triton_conv;
+    correct, not yet measured on a GPU, so not the default; no torch.compile with it).
     """
 
     device: str = "cpu"
@@ -117,6 +122,7 @@ class EngineConfig:
     threads: int = 0
     streams: bool = True
     cuda_graph: str = "auto"
+    conv_impl: str = "torch"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -135,6 +141,12 @@ class EngineConfig:
             raise InputError(
                 f"cuda_graph must be one of {', '.join(GRAPH_MODES)}, got {self.cuda_graph!r}"
             )
+        if self.conv_impl not in CONV_IMPLS:
+            raise InputError(
+                f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {self.conv_impl!r}"
+            )
+        if self.conv_impl == "triton" and self.compile not in ("auto", "off"):
+            raise InputError("conv_impl=triton runs its own kernels; use it with compile=off")
         if self.cuda_graph == "on" and self.compile == "reduce-overhead":
             raise InputError(
                 "cuda_graph=on and compile=reduce-overhead both capture CUDA graphs; pick one"
@@ -155,6 +167,20 @@ def cpu_bf16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def require_triton(device: torch.device) -> None:
+    """Raise a one-line InputError unless Triton kernels can run on ``device``.
+
+    CUDA with the ``triton`` package; on the CPU only through Triton's interpreter
+    (``TRITON_INTERPRET=1``, for tests).
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise InputError("conv_impl=triton needs the triton package (pip install triton)") from None
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise InputError("conv_impl=triton needs a CUDA device (TRITON_INTERPRET=1 emulates it)")
 
 
 def resolve_compile(mode: str, device: torch.device) -> str:
@@ -289,21 +315,25 @@ def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str, fused: bool = False) -
     return nn.Sequential(*layers)
 
 
+def generator_layers(generator: CASTGenerator) -> tuple[nn.Sequential, nn.Sequential]:
+    """The generator's encoder (relu1_1 … relu4_1) and Dec_B as two plain Sequentials
+    (sharing the generator's modules; the inference builders copy them)."""
+    enc = nn.Sequential(
+        generator.encoder.enc_1,
+        generator.encoder.enc_2,
+        generator.encoder.enc_3,
+        generator.encoder.enc_4,
+    )
+    return enc, generator.dec_b.decoder
+
+
 def build_inference_net(
     generator: CASTGenerator, pad_mode: str, fused: bool = False
 ) -> tuple[nn.Sequential, nn.Sequential]:
     """(encoder, decoder) copies of the generator's encoder and Dec_B for inference."""
-    enc = fuse_reflect_convs(
-        nn.Sequential(
-            generator.encoder.enc_1,
-            generator.encoder.enc_2,
-            generator.encoder.enc_3,
-            generator.encoder.enc_4,
-        ),
-        pad_mode,
-        fused,
-    )
-    dec = fuse_reflect_convs(generator.dec_b.decoder, pad_mode, fused)
+    enc_layers, dec_layers = generator_layers(generator)
+    enc = fuse_reflect_convs(enc_layers, pad_mode, fused)
+    dec = fuse_reflect_convs(dec_layers, pad_mode, fused)
     return enc.eval().requires_grad_(False), dec.eval().requires_grad_(False)
 
 
@@ -414,7 +444,14 @@ class StylizeEngine:
         if cl is None:  # measured faster on CPU at every precision (pooling, padding in NHWC)
             cl = self.device.type == "cpu" or self.precision != "fp32"
         self.channels_last = cl
-        self.compile = resolve_compile(self.config.compile, self.device)
+        self.conv_impl = self.config.conv_impl
+        if self.conv_impl == "triton":
+            require_triton(self.device)
+        self.compile = (
+            "off"
+            if self.conv_impl == "triton"
+            else resolve_compile(self.config.compile, self.device)
+        )
         pad = self.config.pad_mode
         eager = self.compile == "off"
         cuda = self.device.type == "cuda"
@@ -429,6 +466,8 @@ class StylizeEngine:
             self.fused = cpu_ok and (fuse == "on" or (fuse == "auto" and eager))
         else:
             self.fused = fuse == "on" or (fuse == "auto" and eager and pad == "border")
+        if self.conv_impl == "triton":  # padding and ReLU happen inside its kernels
+            self.pad_mode, self.fused = "module", False
         graph = self.config.cuda_graph
         self.use_graph = cuda and (
             graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
@@ -446,7 +485,14 @@ class StylizeEngine:
 
     def reload(self) -> None:
         """Rebuild the inference network from the generator's current weights."""
-        enc, dec = build_inference_net(self.generator, self.pad_mode, self.fused)
+        if self.conv_impl == "triton":
+            from realtime.triton_conv import build_triton_net
+
+            enc_layers, dec_layers = generator_layers(self.generator)
+            enc = build_triton_net(enc_layers).eval().requires_grad_(False)
+            dec = build_triton_net(dec_layers).eval().requires_grad_(False)
+        else:
+            enc, dec = build_inference_net(self.generator, self.pad_mode, self.fused)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
@@ -479,6 +525,8 @@ class StylizeEngine:
         res = f"{self.config.resolution}p" if self.config.resolution else "native"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         fused = "+fused-relu" if self.fused else ""
+        if self.conv_impl == "triton":
+            fused = " conv=triton"
         graph = ", cuda-graph" if self.use_graph else ""
         return (
             f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from models.generator import CASTGenerator, untrained_generator
+
+if not torch.cuda.is_available():
+    # Triton kernels (realtime.triton_conv) run in Triton's CPU interpreter; Triton reads this
+    # when it is first imported, which may happen in any test module, so it is set here
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

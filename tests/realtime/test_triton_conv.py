@@ -1,0 +1,103 @@
+"""realtime.triton_conv: the fused reflect-pad conv kernel against PyTorch, and in the engine.
+
+Without a CUDA device the kernel runs in Triton's interpreter (TRITON_INTERPRET=1, set before
+the module is imported), which checks the indexing and arithmetic, not the speed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+if not torch.cuda.is_available():  # before triton is imported: it reads this at import
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton", reason="the triton package is not installed")
+
+from models.errors import InputError
+from models.generator import untrained_generator
+from realtime.engine import EngineConfig, StylizeEngine, generator_layers
+from realtime.triton_conv import (
+    TritonReflectConv,
+    build_triton_net,
+    conv_weight_matrix,
+    reflect_conv3x3,
+)
+from tests.realtime.test_engine import level_diff, reference, smooth_frame
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def torch_layer(x, conv, relu, op):
+    if op == "pool2":
+        x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+    elif op == "up2":
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+    y = conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+    return F.relu(y) if relu else y
+
+
+@pytest.mark.parametrize("op", ["none", "up2", "pool2"])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize(("c", "k", "h", "w"), [(16, 24, 6, 10), (80, 3, 4, 4), (64, 130, 4, 6)])
+def test_kernel_equals_pool_upsample_pad_conv_relu(op, relu, c, k, h, w):
+    torch.manual_seed(c + k)
+    x = torch.randn(2, c, h, w, device=DEVICE).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(c, k, 3).to(DEVICE)
+    with torch.inference_mode():
+        want = torch_layer(x, conv, relu, op)
+        got = reflect_conv3x3(x, conv_weight_matrix(conv.weight), conv.bias, relu, op)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)  # TF32 on a GPU
+
+
+def test_kernel_refuses_what_it_cannot_compute():
+    x = torch.zeros(1, 16, 5, 6).contiguous(memory_format=torch.channels_last)
+    w, b = torch.zeros(144, 8), torch.zeros(8)
+    with pytest.raises(ValueError, match="even"):
+        reflect_conv3x3(x, w, b, True, "pool2")
+    with pytest.raises(ValueError, match="input_op"):
+        reflect_conv3x3(x, w, b, True, "bilinear")
+    with pytest.raises(ValueError, match="does not match"):
+        reflect_conv3x3(x, torch.zeros(9, 8), b, True)
+
+
+def test_network_rewrite_fuses_every_wide_layer_and_keeps_the_function():
+    gen = untrained_generator(seed=1, with_photo_decoder=False)
+    enc, dec = generator_layers(gen)
+    tenc, tdec = build_triton_net(enc), build_triton_net(dec)
+    fused = [m for m in [*tenc, *tdec] if isinstance(m, TritonReflectConv)]
+    assert len(fused) == 8 + 9  # every 3×3 conv but the first RGB one
+    assert [m.input_op for m in fused].count("pool2") == 3
+    assert [m.input_op for m in fused].count("up2") == 3
+    x = torch.rand(1, 3, 16, 24) * 2 - 1
+    with torch.inference_mode():
+        f = enc(x)
+        tf = tenc.to(DEVICE)(x.to(DEVICE).contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(tf.cpu(), f, rtol=1e-3, atol=1e-3)
+        out = tdec.to(DEVICE)(f.to(DEVICE).contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(out.cpu(), dec(f), rtol=1e-3, atol=2e-3)
+
+
+def test_engine_with_triton_convs_matches_the_generator():
+    gen = untrained_generator(seed=3, with_photo_decoder=False)
+    frame = smooth_frame(20, 28, seed=2)
+    code = gen.style_code(torch.rand(1, 3, 32, 32) * 2 - 1)
+    engine = StylizeEngine(gen, EngineConfig(DEVICE, precision="fp32", conv_impl="triton"))
+    assert engine.compile == "off" and "conv=triton" in engine.describe()
+    d = level_diff(engine.process(frame, code, 0.8), reference(gen.cpu(), frame, code, 0.8))
+    assert (d <= 1).mean() >= 0.999
+
+
+def test_triton_engine_settings_are_checked(monkeypatch):
+    with pytest.raises(InputError, match="compile=off"):
+        EngineConfig(conv_impl="triton", compile="default")
+    with pytest.raises(InputError, match="conv_impl"):
+        EngineConfig(conv_impl="cutlass")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    if DEVICE == "cpu":
+        gen = untrained_generator(seed=0, with_photo_decoder=False)
+        with pytest.raises(InputError, match="CUDA"):
+            StylizeEngine(gen, EngineConfig(conv_impl="triton"))
