@@ -22,7 +22,7 @@ import triton.language as tl
 from torch import Tensor, nn
 
 INPUT_OPS = {"none": 0, "up2": 1, "pool2": 2}
-MIN_CHANNELS = 16  # narrower inputs (the first RGB conv) stay on PyTorch's conv
+MIN_CHANNELS = 16  # input channels: a multiple of this (the first RGB conv stays on PyTorch)
 
 
 @triton.jit
@@ -56,7 +56,11 @@ def _reflect_conv3x3_kernel(
     oh = (offs_m // W) % H
     ob = offs_m // (W * H)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for tap in tl.static_range(9):
+    # one loop over (tap, channel chunk) pairs so the compiler can pipeline every layer's
+    # loads, also the 64-channel ones (BLOCK_K divides C, so a chunk never spans two taps)
+    for kk in range(0, 9 * C, BLOCK_K):
+        tap = kk // C
+        c0 = kk - tap * C
         ih = oh + (tap // 3 - 1)
         iw = ow + (tap % 3 - 1)
         ih = tl.where(ih < 0, -ih, ih)  # reflection: -1 → 1, H → H - 2
@@ -70,20 +74,16 @@ def _reflect_conv3x3_kernel(
             ih = ih * 2
             iw = iw * 2
         row = ((ob * HIN + ih) * WIN + iw).to(tl.int64) * C  # (BLOCK_M,) element offsets
-        for c0 in range(0, C, BLOCK_K):
-            ck = c0 + offs_k
-            k_ok = ck < C
-            a_mask = m_ok[:, None] & k_ok[None, :]
-            a_ptrs = x_ptr + row[:, None] + ck[None, :]
-            a = tl.load(a_ptrs, mask=a_mask, other=0.0)
-            if INPUT_OP == 2:
-                a = tl.maximum(a, tl.load(a_ptrs + C, mask=a_mask, other=0.0))
-                a = tl.maximum(a, tl.load(a_ptrs + WIN * C, mask=a_mask, other=0.0))
-                a = tl.maximum(a, tl.load(a_ptrs + WIN * C + C, mask=a_mask, other=0.0))
-            w_rows = tap * C + ck
-            w_ptrs = w_ptr + w_rows[:, None] * K + offs_n[None, :]
-            wt = tl.load(w_ptrs, mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-            acc += tl.dot(a, wt)
+        a_ptrs = x_ptr + row[:, None] + (c0 + offs_k)[None, :]
+        a_mask = m_ok[:, None]
+        a = tl.load(a_ptrs, mask=a_mask, other=0.0)
+        if INPUT_OP == 2:
+            a = tl.maximum(a, tl.load(a_ptrs + C, mask=a_mask, other=0.0))
+            a = tl.maximum(a, tl.load(a_ptrs + WIN * C, mask=a_mask, other=0.0))
+            a = tl.maximum(a, tl.load(a_ptrs + WIN * C + C, mask=a_mask, other=0.0))
+        w_ptrs = w_ptr + (kk + offs_k)[:, None] * K + offs_n[None, :]
+        wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
+        acc += tl.dot(a, wt)
     bias = tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
     acc += bias[None, :]
     if RELU:
@@ -99,9 +99,14 @@ def conv_weight_matrix(weight: Tensor) -> Tensor:
 
 
 def block_sizes(c: int, k: int) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_K) for C input and K output channels (tl.dot needs ≥ 16)."""
-    block_n = 64 if k <= 64 else 128
-    block_k = 64 if c >= 64 else max(16, triton.next_power_of_2(c))
+    """(BLOCK_M, BLOCK_N, BLOCK_K) for C input and K output channels.
+
+    tl.dot needs blocks of at least 16; BLOCK_K must divide C (C a multiple of 16).
+    """
+    if c % MIN_CHANNELS:
+        raise ValueError(f"the kernel needs a multiple of 16 input channels, got {c}")
+    block_n = 16 if k <= 16 else 64 if k <= 64 else 128
+    block_k = next(b for b in (64, 32, 16) if c % b == 0)
     return 128, block_n, block_k
 
 
@@ -128,17 +133,17 @@ def reflect_conv3x3(
     if h < 2 or w < 2:
         raise ValueError(f"reflection padding needs at least 2x2, got {h}x{w}")
     k = w_mat.shape[1]
+    bm, bn, bk = block_sizes(c, k)
     if w_mat.shape[0] != 9 * c:
         raise ValueError(f"weight matrix {tuple(w_mat.shape)} does not match {c} input channels")
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.empty((b, k, h, w), device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
-    bm, bn, bk = block_sizes(c, k)
     m = b * h * w
     grid = (triton.cdiv(m, bm), triton.cdiv(k, bn))
     _reflect_conv3x3_kernel[grid](
         x, w_mat, bias, y, m, h, w, hin, win, c, k,
         INPUT_OPS[input_op], relu, bm, bn, bk,
-        num_warps=8 if bn == 128 else 4,
+        num_warps=8 if bn == 128 else 4,  # 4 warps make one Hopper warpgroup
         num_stages=3,
     )  # fmt: skip
     return y
@@ -181,9 +186,9 @@ def _input_op(m: nn.Module) -> str | None:
 
 
 def build_triton_net(seq: nn.Sequential) -> nn.Sequential:
-    """Copy of ``seq`` (flattened) with every ``[pool|upsample] → pad → 3×3 conv [→ ReLU]`` of at
-    least :data:`MIN_CHANNELS` input channels as a :class:`TritonReflectConv`; the rest (the
-    1×1 input conv, the first RGB conv) stays as PyTorch modules."""
+    """Copy of ``seq`` (flattened) with every ``[pool|upsample] → pad → 3×3 conv [→ ReLU]`` whose
+    input channels are a multiple of :data:`MIN_CHANNELS` as a :class:`TritonReflectConv`; the
+    rest (the 1×1 input conv, the first RGB conv) stays as PyTorch modules."""
     mods = _flatten(seq)
     out: list[nn.Module] = []
     i = 0
@@ -198,7 +203,7 @@ def build_triton_net(seq: nn.Sequential) -> nn.Sequential:
             and conv.kernel_size == (3, 3)
             and conv.stride == (1, 1)
             and conv.padding == (0, 0)
-            and conv.in_channels >= MIN_CHANNELS
+            and conv.in_channels % MIN_CHANNELS == 0
         ):
             relu = j + 2 < len(mods) and isinstance(mods[j + 2], nn.ReLU)
             out.append(TritonReflectConv(conv, relu, op or "none"))

@@ -41,7 +41,9 @@ def torch_layer(x, conv, relu, op):
 
 @pytest.mark.parametrize("op", ["none", "up2", "pool2"])
 @pytest.mark.parametrize("relu", [True, False])
-@pytest.mark.parametrize(("c", "k", "h", "w"), [(16, 24, 6, 10), (80, 3, 4, 4), (64, 130, 4, 6)])
+@pytest.mark.parametrize(
+    ("c", "k", "h", "w"), [(16, 24, 6, 10), (80, 3, 4, 4), (64, 130, 4, 6), (96, 17, 6, 4)]
+)
 def test_kernel_equals_pool_upsample_pad_conv_relu(op, relu, c, k, h, w):
     torch.manual_seed(c + k)
     x = torch.randn(2, c, h, w, device=DEVICE).contiguous(memory_format=torch.channels_last)
@@ -62,6 +64,9 @@ def test_kernel_refuses_what_it_cannot_compute():
         reflect_conv3x3(x, w, b, True, "bilinear")
     with pytest.raises(ValueError, match="does not match"):
         reflect_conv3x3(x, torch.zeros(9, 8), b, True)
+    odd = torch.zeros(1, 20, 4, 4).contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        reflect_conv3x3(odd, torch.zeros(180, 8), b, True)
 
 
 def test_network_rewrite_fuses_every_wide_layer_and_keeps_the_function():
