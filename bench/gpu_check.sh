@@ -1,31 +1,35 @@
 #!/usr/bin/env bash
-# GPU check for the stylize engine: CUDA tests + GPU benchmark, in about 5 minutes.
+# GPU check for the stylize engine: CUDA tests + GPU benchmark, in under 5 minutes.
 #
-#   bash bench/gpu_check.sh            # on a CUDA machine: tests, then the benchmark tables
-#   bash bench/gpu_check.sh --quick    # tests + the default engine and the baseline only
+#   bash bench/gpu_check.sh            # CUDA tests, Triton kernel tests, the defaults against
+#                                      # the naive script at 1080p/720p/4K, batch pipelining
+#   bash bench/gpu_check.sh --full     # + the whole variant sweep (padding, fusion, graphs,
+#                                      #   compile modes, cache reuse; about 6 minutes)
+#   bash bench/gpu_check.sh --profile  # kernel time per frame, max-autotune, batch pipelining
 #   bash bench/gpu_check.sh --dry-run  # anywhere: checks imports and the bench command on CPU
-#   bash bench/gpu_check.sh --rehearse # anywhere: every GPU step on the CPU at a tiny size
-#   bash bench/gpu_check.sh --profile  # kernel-time profiles, max-autotune, batch pipelining
+#   bash bench/gpu_check.sh --rehearse[-quick]  # anywhere: the GPU steps on the CPU, tiny sizes
 #
 # Wheels carried in .whl/ (e.g. PyAV, kornia for cp312) are installed into /tmp/castrt-site
 # first. Results (JSON + logs) go to $OUT if set (the device tool's folder), else
-# bench/results/ (at most 8 files: two logs and one JSON per benchmark). Each step has its own time limit and a failing step does not stop the
-# others; the last lines printed are the tables. Without a CUDA device the script says so and
-# runs only the CPU-safe dry run.
+# bench/results/ (at most 8 files: two logs and one JSON per benchmark). Each step has its
+# own time limit and a failing step does not stop the others; the last lines printed are the
+# tables. Without a CUDA device the script says so and runs only the CPU-safe dry run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-MODE=gpu
+MODE=quick
 for arg in "$@"; do
     case "$arg" in
     --dry-run) MODE=dry ;;
     --quick) MODE=quick ;;
-    --rehearse) MODE=rehearse ;;
+    --full) MODE=gpu ;;
+    --rehearse) MODE=rehearse QUICK=0 ;;
     --rehearse-quick) MODE=rehearse QUICK=1 ;;
+    --rehearse-full) MODE=rehearse QUICK=0 ;;
     --profile) MODE=profile ;;
-    -h | --help) sed -n 2,13p "$0"; exit 0 ;;
-    *) echo "gpu_check: unknown option $arg (use --quick or --dry-run)" >&2; exit 2 ;;
+    -h | --help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "gpu_check: unknown option $arg (see --help)" >&2; exit 2 ;;
     esac
 done
 RESULTS=${OUT:-bench/results}
@@ -33,13 +37,6 @@ mkdir -p "$RESULTS"
 START=$(date +%s)
 say() { echo "== [$(($(date +%s) - START))s] $*"; }
 export PYTHONUNBUFFERED=1
-
-if { [ "$MODE" = gpu ] || [ "$MODE" = quick ] || [ "$MODE" = profile ]; } && compgen -G ".whl/*.whl" >/dev/null; then
-    say "installing carried wheels from .whl/"
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/castrt-site .whl/*.whl || { echo "gpu_check: wheel install failed" >&2; exit 1; }
-    export PYTHONPATH=/tmp/castrt-site${PYTHONPATH:+:$PYTHONPATH}
-fi
 
 HAS_CUDA=$($PY -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo err)
 if [ "$HAS_CUDA" = err ]; then
@@ -49,6 +46,13 @@ fi
 if [ "$MODE" != dry ] && [ "$MODE" != rehearse ] && [ "$HAS_CUDA" != 1 ]; then
     say "no CUDA device on this machine: running the CPU-safe dry run only"
     MODE=dry
+fi
+
+if { [ "$MODE" = gpu ] || [ "$MODE" = quick ] || [ "$MODE" = profile ]; } && compgen -G ".whl/*.whl" >/dev/null; then
+    say "installing carried wheels from .whl/"
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/castrt-site .whl/*.whl || { echo "gpu_check: wheel install failed" >&2; exit 1; }
+    export PYTHONPATH=/tmp/castrt-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 
 if [ "$MODE" = dry ]; then

@@ -28,6 +28,13 @@ from realtime.triton_conv import (
 from tests.realtime.test_engine import level_diff, reference, smooth_frame
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# fp32 tl.dot runs in TF32 on a GPU (10-bit mantissa); the interpreter computes in fp32
+REL_TOL = 2e-3 if DEVICE == "cuda" else 1e-5
+LEVELS = 3 if DEVICE == "cuda" else 1
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.float().cpu() - want.float().cpu()).norm() / want.float().norm())
 
 
 def torch_layer(x, conv, relu, op):
@@ -52,7 +59,7 @@ def test_kernel_equals_pool_upsample_pad_conv_relu(op, relu, c, k, h, w):
         want = torch_layer(x, conv, relu, op)
         got = reflect_conv3x3(x, conv_weight_matrix(conv.weight), conv.bias, relu, op)
     assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)  # TF32 on a GPU
+    assert rel_err(got, want) <= REL_TOL
 
 
 def test_kernel_refuses_what_it_cannot_compute():
@@ -81,9 +88,9 @@ def test_network_rewrite_fuses_every_wide_layer_and_keeps_the_function():
     with torch.inference_mode():
         f = enc(x)
         tf = tenc.to(DEVICE)(x.to(DEVICE).contiguous(memory_format=torch.channels_last))
-        torch.testing.assert_close(tf.cpu(), f, rtol=1e-3, atol=1e-3)
+        assert rel_err(tf, f) <= REL_TOL
         out = tdec.to(DEVICE)(f.to(DEVICE).contiguous(memory_format=torch.channels_last))
-        torch.testing.assert_close(out.cpu(), dec(f), rtol=1e-3, atol=2e-3)
+        assert rel_err(out, dec(f)) <= 2 * REL_TOL
 
 
 def test_engine_with_triton_convs_matches_the_generator():
@@ -93,7 +100,7 @@ def test_engine_with_triton_convs_matches_the_generator():
     engine = StylizeEngine(gen, EngineConfig(DEVICE, precision="fp32", conv_impl="triton"))
     assert engine.compile == "off" and "conv=triton" in engine.describe()
     d = level_diff(engine.process(frame, code, 0.8), reference(gen.cpu(), frame, code, 0.8))
-    assert (d <= 1).mean() >= 0.999
+    assert (d <= LEVELS).mean() >= 0.999
 
 
 def test_triton_engine_settings_are_checked(monkeypatch):
