@@ -381,6 +381,12 @@ def allow_recompiles() -> None:
     setattr(cfg, name, max(int(getattr(cfg, name)), _RECOMPILE_LIMIT))
 
 
+def check_alpha(alpha: float) -> None:
+    """Refuse a style strength outside [0, 1] with a one-line InputError."""
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
+
+
 def processing_size(h: int, w: int, resolution: int) -> tuple[int, int]:
     """The (H, W) a frame of (h, w) is processed at: shorter side ``resolution`` (0: native).
 
@@ -524,9 +530,10 @@ class StylizeEngine:
         extra = f", compile={self.compile}" if self.compile != "off" else ""
         res = f"{self.config.resolution}p" if self.config.resolution else "native"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
-        fused = "+fused-relu" if self.fused else ""
         if self.conv_impl == "triton":
             fused = " conv=triton"
+        else:
+            fused = "+fused-relu" if self.fused else ""
         graph = ", cuda-graph" if self.use_graph else ""
         return (
             f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}"
@@ -613,8 +620,7 @@ class StylizeEngine:
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise InputError(f"stylize_tensor expects (B, 3, H, W), got {tuple(x.shape)}")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
+        check_alpha(alpha)
         h, w = int(x.shape[-2]), int(x.shape[-1])
         ph, pw = processing_size(h, w, self.config.resolution)
         x = x.to(self.device)
@@ -718,22 +724,24 @@ class StylizeEngine:
             raise InputError(
                 f"stylize_u8 expects uint8 (B, H, W, 3), got {u8.dtype} {tuple(u8.shape)}"
             )
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
+        check_alpha(alpha)
         h, w = int(u8.shape[1]), int(u8.shape[2])
         ph, pw = processing_size(h, w, self.config.resolution)
         s_mean, s_std = self._code_stats(code)
         try:
-            if self.use_graph and self.content_stats_hook is None:
-                return self._graph_for(tuple(u8.shape), preserve_color).run(
-                    u8, s_mean, s_std, alpha
-                )
+            graph = self._graph_for(tuple(u8.shape), preserve_color)
+            if graph is not None:
+                return graph.run(u8, s_mean, s_std, alpha)
             return self._stylize_u8(u8.to(self.device), s_mean, s_std, alpha, preserve_color)
         except torch.OutOfMemoryError:
             self._graphs.clear()
             raise self._oom_error(h, w, ph, pw) from None
 
-    def _graph_for(self, shape: tuple[int, ...], preserve_color: bool) -> FrameGraph:
+    def _graph_for(self, shape: tuple[int, ...], preserve_color: bool) -> FrameGraph | None:
+        """The captured graph for uint8 frames of ``shape`` (capturing it on first use), or
+        None when graphs are off or a content-statistics hook needs the eager path."""
+        if not self.use_graph or self.content_stats_hook is not None:
+            return None
         key = (shape, preserve_color, self.config.resolution)
         g = self._graphs.get(key)
         if g is None:
@@ -804,16 +812,11 @@ class StylizeEngine:
         shape = tuple(ts[0].shape)
         if any(tuple(t.shape) != shape for t in ts):
             raise InputError("all frames of a batch must have the same size")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"style strength alpha must be in [0, 1], got {alpha}")
+        check_alpha(alpha)
         h, w = shape[0], shape[1]
         ph, pw = processing_size(h, w, self.config.resolution)
         s_mean, s_std = self._code_stats(code)
-        graph = (
-            self._graph_for((1, *shape), preserve_color)
-            if self.use_graph and self.content_stats_hook is None
-            else None
-        )
+        graph = self._graph_for((1, *shape), preserve_color)
         compute = torch.cuda.current_stream(self.device)
         up, down = torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)
         slots = 2
