@@ -306,10 +306,16 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
     flops_px = count_conv_flops(gen)
     style = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)) * 2 - 1
     code = gen.style_code(style.to(device)).to("cpu")
-    variants = engine_variants(args, device)
-    engines: dict[str, StylizeEngine] = {}
+    info = machine_info(device)
     rows: list[BenchRow] = []
     failures: list[str] = []
+    engines: dict[str, StylizeEngine] = {}  # built once, timed at every size
+    for name, cfg in engine_variants(args, device):
+        try:
+            engines[name] = StylizeEngine(gen, cfg)
+        except (InputError, RuntimeError) as err:
+            failures.append(f"{name}: {first_line(err)[:300]}")
+            print(f"  {name}: FAILED to build: {first_line(err)}", file=sys.stderr)
     rng = np.random.default_rng(0)
     for w, h in sizes:
         frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(args.batch)]
@@ -318,15 +324,7 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
         if not args.no_naive:
             for layout in parse_choices(args.naive, tuple(NAIVE_LAYOUTS), "--naive"):
                 runners[NAIVE_LAYOUTS[layout]] = naive_runner(gen, code, device, layout)
-        for name, cfg in variants:
-            try:
-                if name not in engines:
-                    engines[name] = StylizeEngine(gen, cfg)
-            except (InputError, RuntimeError) as err:
-                failures.append(f"{name}: {first_line(err)[:300]}")
-                print(f"  {name}: FAILED to build: {first_line(err)}", file=sys.stderr)
-                continue
-            e = engines[name]
+        for name, e in engines.items():
             label = f"{name} [{e.precision} {'cl' if e.channels_last else 'nchw'}]"
             runners[label] = engine_runner(e, code)
             engine_of[label] = e
@@ -387,8 +385,8 @@ def bench(args: argparse.Namespace) -> tuple[list[BenchRow], dict[str, str], flo
                 )
             )
         if args.json:  # partial results survive a later size's failure or a timeout
-            write_json(args, rows, machine_info(device), flops_px, failures)
-    return rows, machine_info(device), flops_px, failures
+            write_json(args, rows, info, flops_px, failures)
+    return rows, info, flops_px, failures
 
 
 def format_table(rows: list[BenchRow]) -> str:
