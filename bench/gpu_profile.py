@@ -24,7 +24,9 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.errors import InputError
 from models.generator import untrained_generator
+from models.style_code import StyleCode
 from realtime.commands.bench import parse_sizes, parse_variant
 from realtime.engine import StylizeEngine
 
@@ -53,12 +55,11 @@ class Profile:
     top: list[tuple[str, float, float]]  # (kernel, ms per frame, launches per frame)
 
 
-def profile_variant(engine: StylizeEngine, w: int, h: int, frames: int, spec: str) -> Profile:
+def profile_variant(
+    engine: StylizeEngine, code: StyleCode, w: int, h: int, frames: int, spec: str
+) -> Profile:
     """Device ms per frame by kernel group and the top kernels, for one engine and size."""
     u8 = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, device=engine.device)
-    code = engine.generator.style_code(torch.rand(1, 3, 256, 256, device=engine.device) * 2 - 1).to(
-        "cpu"
-    )
     for _ in range(2):
         engine.stylize_u8(u8, code)
     cuda = engine.device.type == "cuda"
@@ -70,10 +71,10 @@ def profile_variant(engine: StylizeEngine, w: int, h: int, frames: int, spec: st
         sync()
     per_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for evt in prof.key_averages():
-        if engine.device.type == "cpu":  # rehearsal: CPU operator time instead
-            t = float(evt.self_cpu_time_total)
-        else:
+        if cuda:
             t = float(getattr(evt, "self_device_time_total", 0.0) or 0.0)
+        else:  # rehearsal: CPU operator time instead
+            t = float(evt.self_cpu_time_total)
         if t <= 0:
             continue
         per_kernel[evt.key][0] += t / 1e3 / frames  # ms per frame
@@ -106,15 +107,27 @@ def main() -> int:
         print("gpu_profile: needs a CUDA device", file=sys.stderr)
         return 1
     dev = torch.device(args.device)
-    gen = untrained_generator(seed=0, with_photo_decoder=False)
     ns = argparse.Namespace(resolution=0, threads=0)
+    try:
+        sizes = parse_sizes(args.sizes)
+        configs = [
+            dataclasses.replace(parse_variant(v, dev, ns), cuda_graph="off") for v in args.variant
+        ]
+    except InputError as e:
+        print(f"gpu_profile: {e}", file=sys.stderr)
+        return 1
+    gen = untrained_generator(seed=0, with_photo_decoder=False).to(dev)
+    code = gen.style_code(torch.rand(1, 3, 256, 256, device=dev) * 2 - 1).to("cpu")
     out: list[Profile] = []
-    for spec in args.variant:
-        cfg = dataclasses.replace(parse_variant(spec, dev, ns), cuda_graph="off")
-        engine = StylizeEngine(gen, cfg)
-        for w, h in parse_sizes(args.sizes):
+    for spec, cfg in zip(args.variant, configs):
+        try:
+            engine = StylizeEngine(gen, cfg)
+        except InputError as e:
+            print(f"{spec}: FAILED {e}")
+            continue
+        for w, h in sizes:
             try:
-                r = profile_variant(engine, w, h, args.frames, spec)
+                r = profile_variant(engine, code, w, h, args.frames, spec)
             except Exception as e:  # report and go on with the next
                 print(f"{spec} {w}x{h}: FAILED {type(e).__name__}: {str(e)[:200]}")
                 continue
