@@ -206,7 +206,7 @@ class StylizeStage:
                 h, w = e.size
                 print(
                     f"castrt: out of memory at {w}x{h}; stylizing at {e.suggested}p from now "
-                    "on (--resolution sets it at start)",
+                    "on (--process-size sets it at start)",
                     file=sys.stderr,
                 )
 

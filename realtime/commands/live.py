@@ -233,7 +233,7 @@ def _run_opened(
     )
     engine = StylizeEngine(gen, engine_config(cfg, device))
     warmup = getattr(engine, "warmup", None)
-    if warmup is not None and (device.type == "cuda" or cfg.compile not in ("off", "auto")):
+    if warmup is not None and (device.type == "cuda" or getattr(engine, "compile", "off") != "off"):
         t0 = time.perf_counter()
         warmup(info.height, info.width, styles[0].code)  # compile/autotune before the frames
         print(f"castrt live: engine warm in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
