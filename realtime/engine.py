@@ -288,6 +288,20 @@ class ReflectConv(nn.Module):
         return self._conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), 0)
 
 
+def match_pad_conv(mods: Sequence[nn.Module], i: int) -> tuple[nn.Conv2d, bool] | None:
+    """``(conv, relu)`` when ``mods[i:]`` starts with ``ReflectionPad2d(1)`` + ``Conv2d``
+    (+ ``ReLU``, then ``relu`` is True), else None."""
+    m = mods[i]
+    if not (
+        isinstance(m, nn.ReflectionPad2d)
+        and tuple(m.padding) == (1, 1, 1, 1)
+        and i + 1 < len(mods)
+        and isinstance(conv := mods[i + 1], nn.Conv2d)
+    ):
+        return None
+    return conv, i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU)
+
+
 def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str, fused: bool = False) -> nn.Sequential:
     """Copy of ``seq`` with each ``ReflectionPad2d(1)`` + ``Conv2d`` (+ ``ReLU``) as a
     :class:`ReflectConv`; other ReLUs become in-place (inference only)."""
@@ -298,13 +312,8 @@ def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str, fused: bool = False) -
         m = mods[i]
         if isinstance(m, nn.Sequential):
             layers.append(fuse_reflect_convs(m, pad_mode, fused))
-        elif (
-            isinstance(m, nn.ReflectionPad2d)
-            and tuple(m.padding) == (1, 1, 1, 1)
-            and i + 1 < len(mods)
-            and isinstance(conv := mods[i + 1], nn.Conv2d)
-        ):
-            relu = i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU)
+        elif (match := match_pad_conv(mods, i)) is not None:
+            conv, relu = match
             layers.append(ReflectConv(copy.deepcopy(conv), pad_mode, relu, fused))
             i += 2 if relu else 1
         elif isinstance(m, nn.ReLU):

@@ -21,6 +21,8 @@ import triton
 import triton.language as tl
 from torch import Tensor, nn
 
+from realtime.engine import match_pad_conv
+
 INPUT_OPS = {"none": 0, "up2": 1, "pool2": 2}
 MIN_CHANNELS = 16  # input channels: a multiple of this (the first RGB conv stays on PyTorch)
 
@@ -185,6 +187,16 @@ def _input_op(m: nn.Module) -> str | None:
     return None
 
 
+def _kernel_fits(conv: nn.Conv2d) -> bool:
+    """Whether the kernel computes this conv: 3×3, stride 1, unpadded, channels a multiple of 16."""
+    return (
+        conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.in_channels % MIN_CHANNELS == 0
+    )
+
+
 def build_triton_net(seq: nn.Sequential) -> nn.Sequential:
     """Copy of ``seq`` (flattened) with every ``[pool|upsample] → pad → 3×3 conv [→ ReLU]`` whose
     input channels are a multiple of :data:`MIN_CHANNELS` as a :class:`TritonReflectConv`; the
@@ -195,17 +207,9 @@ def build_triton_net(seq: nn.Sequential) -> nn.Sequential:
     while i < len(mods):
         op = _input_op(mods[i])
         j = i + 1 if op else i
-        if (
-            j + 1 < len(mods)
-            and isinstance(mods[j], nn.ReflectionPad2d)
-            and tuple(mods[j].padding) == (1, 1, 1, 1)  # type: ignore[arg-type]
-            and isinstance(conv := mods[j + 1], nn.Conv2d)
-            and conv.kernel_size == (3, 3)
-            and conv.stride == (1, 1)
-            and conv.padding == (0, 0)
-            and conv.in_channels % MIN_CHANNELS == 0
-        ):
-            relu = j + 2 < len(mods) and isinstance(mods[j + 2], nn.ReLU)
+        match = match_pad_conv(mods, j) if j < len(mods) else None
+        if match is not None and _kernel_fits(match[0]):
+            conv, relu = match
             out.append(TritonReflectConv(conv, relu, op or "none"))
             i = j + (3 if relu else 2)
             continue
