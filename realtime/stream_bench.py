@@ -27,6 +27,22 @@ from typing import Any
 import numpy as np
 
 
+def read_mjpeg_part(fp: Any) -> bytes | None:
+    """The next JPEG of a ``multipart/x-mixed-replace`` body read from ``fp``; None at its end."""
+    while True:
+        line = fp.readline()
+        if not line:
+            return None
+        if line.startswith(b"--"):
+            break
+    length = 0
+    while (h := fp.readline().strip()) != b"":
+        if h.lower().startswith(b"content-length:"):
+            length = int(h.split(b":")[1])
+    data: bytes = fp.read(length)
+    return data
+
+
 def read_stream(host: str, port: int, seconds: float, decode: bool) -> dict[str, float]:
     """One client: read ``/stream.mjpg`` for ``seconds``; frames and bytes received."""
     frames = nbytes = 0
@@ -37,16 +53,9 @@ def read_stream(host: str, port: int, seconds: float, decode: bool) -> dict[str,
         conn.request("GET", "/stream.mjpg")
         resp = conn.getresponse()
         while time.monotonic() < deadline:
-            line = resp.fp.readline()
-            if not line:
+            data = read_mjpeg_part(resp.fp)
+            if data is None:
                 break
-            if not line.startswith(b"--"):
-                continue
-            length = 0
-            while (h := resp.fp.readline().strip()) != b"":
-                if h.lower().startswith(b"content-length:"):
-                    length = int(h.split(b":")[1])
-            data = resp.fp.read(length)
             if decode:
                 import cv2
 

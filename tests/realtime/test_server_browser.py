@@ -28,6 +28,7 @@ from realtime.pipeline import Frame, Pipeline, SourceInfo, StylizeStage
 from realtime.server import ControlServer, MjpegSink, ServeConfig
 from realtime.settings import SettingsStore
 from realtime.sources import TestPatternSource
+from realtime.stream_bench import read_mjpeg_part
 from realtime.styles import StyleBank
 from tests.conftest import shared_path
 
@@ -79,14 +80,9 @@ def _read_frames(port: int, n: int) -> list[np.ndarray]:
     out = []
     try:
         while len(out) < n:
-            line = resp.fp.readline().strip()
-            if not line.startswith(b"--"):
-                continue
-            length = 0
-            while (h := resp.fp.readline().strip()) != b"":
-                if h.lower().startswith(b"content-length:"):
-                    length = int(h.split(b":")[1])
-            bgr = cv2.imdecode(np.frombuffer(resp.fp.read(length), np.uint8), cv2.IMREAD_COLOR)
+            data = read_mjpeg_part(resp.fp)
+            assert data is not None, f"the stream ended after {len(out)} of {n} frames"
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
         conn.close()
