@@ -102,9 +102,9 @@ bench() {  # bench NAME LIMIT ARGS...: one castrt bench run -> $RESULTS/NAME.jso
 if [ "$MODE" = quick ] || [ "${QUICK:-0}" = 1 ]; then
     # the defaults (precision=auto: fp16, compiled, one CUDA graph per frame) against the
     # naive script and the eager default, then batch pipelining on and off
-    bench gpu_default 100 --sizes "$SIZES" --repeats 15 \
+    bench gpu_default 130 --sizes "$SIZES" --repeats 15 \
         --variant precision=auto --variant precision=auto,compile=off \
-        --variant precision=auto,conv_impl=triton
+        --variant precision=auto,conv_impl=triton --variant precision=auto,upsample_conv=phases
     bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
         --variant precision=auto --variant precision=auto,streams=off
 elif [ "$MODE" = profile ]; then
@@ -122,11 +122,13 @@ else
         --variant precision=fp32 --variant "$FP16,pad_mode=cat" \
         --variant "$FP16,pad_mode=border" --variant "$FP16,pad_mode=border,fuse_relu=on" \
         --variant "$FP16,pad_mode=cat,cuda_graph=on" --variant "$BEST" \
-        --variant "$FP16,conv_impl=triton,cuda_graph=off" --variant "$FP16,conv_impl=triton"
+        --variant "$FP16,conv_impl=triton,cuda_graph=off" --variant "$FP16,conv_impl=triton" \
+        --variant "$BEST,upsample_conv=phases"
     # torch.compile: first process with a cold Inductor cache, then a second process that
     # reuses the on-disk cache (warm-up across runs)
     bench gpu_compile 150 --sizes "$SIZES" --repeats 15 --no-naive \
         --variant "$FP16,compile=default" --variant "$FP16,compile=default,cuda_graph=on" \
+        --variant "$FP16,compile=default,cuda_graph=on,upsample_conv=phases" \
         --variant "$FP16,compile=default,pad_mode=border,fuse_relu=on,cuda_graph=on"
     bench gpu_compile_rerun 45 --sizes "$ONE" --repeats 10 --no-naive \
         --variant "$FP16,compile=default,cuda_graph=on"

@@ -20,12 +20,14 @@ def channel_mean_std(feat: Tensor, eps: float = ADAIN_EPS) -> tuple[Tensor, Tens
 
     The variance is unbiased (divides by H·W − 1) and ``eps`` is added inside the square root.
     """
-    b, c = feat.shape[:2]
-    flat = feat.reshape(b, c, -1)  # (B, C, H*W)
-    var = flat.var(dim=2) + eps  # unbiased
-    std = var.sqrt().view(b, c, 1, 1)
-    mean = flat.mean(dim=2).view(b, c, 1, 1)
-    return mean, std
+    n = feat.shape[-2] * feat.shape[-1]
+    mean = feat.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    centered = feat - mean
+    # two passes with means: as exact as Tensor.var and ~6× faster on a channels_last CPU
+    # tensor (whose var and sum over H, W take a slow strided path)
+    unbiased = n / (n - 1) if n > 1 else float("nan")
+    var = (centered * centered).mean(dim=(2, 3), keepdim=True) * unbiased + eps
+    return mean, var.sqrt()
 
 
 def adain(content_feat: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
@@ -187,3 +189,77 @@ def crop_padding(x: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
     left, right, top, bottom = pads
     h, w = x.shape[-2:]
     return x[..., top : h - bottom, left : w - right]
+
+
+# --- exact rewrites of conv layers (the inference engine uses them) ----------------------------
+
+
+def fold_pointwise_into_conv(
+    pw_weight: Tensor, pw_bias: Tensor, weight: Tensor, bias: Tensor
+) -> tuple[Tensor, Tensor]:
+    """A 1×1 conv (M, C, 1, 1) followed by a conv (O, M, kh, kw) as one conv (O, C, kh, kw).
+
+    Exact also with reflection or replicate padding between the two (a per-pixel map commutes
+    with padding that copies pixels); not with zero padding.
+    """
+    w = torch.einsum("omyx,mc->ocyx", weight, pw_weight[:, :, 0, 0])  # (O, C, kh, kw)
+    b = bias + torch.einsum("omyx,m->o", weight, pw_bias)  # (O,)
+    return w, b
+
+
+def _phase_taps(k: Tensor, dim: int) -> list[Tensor]:
+    """The two 2-tap kernels, for output phase 0 and 1, of a 3-tap kernel along ``dim``
+    applied after a nearest 2× upsampling: phase 0 sees input rows (i-1, i, i), phase 1
+    (i, i, i+1)."""
+    t0, t1, t2 = k.unbind(dim)
+    return [torch.stack([t0, t1 + t2], dim), torch.stack([t0 + t1, t2], dim)]
+
+
+def up2_conv3_phase_weights(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """Weights for :func:`up2_conv3` from a 3×3 conv (O, C, 3, 3) and its bias (O,).
+
+    Returns (4·O, C, 2, 2) and (4·O,): the 2×2 kernels of the four output phases (a, b)
+    (row parity a, column parity b), stacked phase-major (index ``(2a + b)·O + o``).
+    """
+    phases = [p for rows in _phase_taps(weight, 2) for p in _phase_taps(rows, 3)]
+    return torch.cat(phases, 0), bias.repeat(4)
+
+
+def replicate_pad1(x: Tensor) -> Tensor:
+    """Replicate padding by one pixel on each side of (B, C, H, W), built from slices (keeps
+    channels_last, unlike ``F.pad``)."""
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)  # (B, C, H+2, W)
+    return torch.cat([x[..., :1], x, x[..., -1:]], dim=3)  # (B, C, H+2, W+2)
+
+
+def interleave_phases(z: Tensor) -> Tensor:
+    """(B, 4·O, H+1, W+1) phase outputs of a 2×2 conv over a replicate-padded (H, W) input
+    → the (B, O, 2H, 2W) image: output pixel (2i+a, 2j+b) is phase (a, b) at (i+a, j+b).
+
+    The result has ``z``'s memory format.
+    """
+    b, c4, h1, w1 = z.shape
+    o, h, w = c4 // 4, h1 - 1, w1 - 1
+    fmt = (
+        torch.channels_last
+        if z.is_contiguous(memory_format=torch.channels_last) and not z.is_contiguous()
+        else torch.contiguous_format
+    )
+    y = torch.empty((b, o, 2 * h, 2 * w), dtype=z.dtype, device=z.device, memory_format=fmt)
+    for a in range(2):
+        for c in range(2):
+            k = 2 * a + c
+            y[:, :, a::2, c::2] = z[:, k * o : (k + 1) * o, a : a + h, c : c + w]
+    return y
+
+
+def up2_conv3(x: Tensor, phase_weight: Tensor, phase_bias: Tensor) -> Tensor:
+    """Nearest 2× upsampling, reflection padding by 1 and a 3×3 conv, computed at the input
+    resolution: (B, C, H, W) → (B, O, 2H, 2W) with 4/9 of the multiply-adds.
+
+    ``phase_weight``, ``phase_bias`` come from :func:`up2_conv3_phase_weights`. Exact: the
+    reflection-padded upsampled image is the upsampled replicate-padded input, and each output
+    phase of the 3×3 conv sees only two distinct input rows and columns.
+    """
+    z = F.conv2d(replicate_pad1(x), phase_weight, phase_bias)  # (B, 4·O, H+1, W+1)
+    return interleave_phases(z)

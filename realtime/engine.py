@@ -59,6 +59,7 @@ PAD_MODES = ("auto", "module", "cat", "border")
 FUSE_MODES = ("auto", "on", "off")
 GRAPH_MODES = ("auto", "on", "off")
 CONV_IMPLS = ("torch", "triton")
+UPCONV_MODES = ("auto", "phases", "plain")
 COMPILE_MODES = (
     "auto",
     "off",
@@ -107,6 +108,10 @@ class EngineConfig:
     ``cuda_graph``: capture the whole frame (uint8 in → uint8 out) as one CUDA graph per
     frame size and replay it (auto: on for CUDA unless ``compile=reduce-overhead``); CPU
     ignores it.
+    ``upsample_conv``: how the decoder's nearest 2× upsampling + 3×3 conv runs: ``phases``
+    computes it at the low resolution as one 2×2 conv per output phase (:class:`UpConv`, 4/9
+    of the multiply-adds, exact), ``plain`` as the reference does (auto: phases on CPU, where
+    it is measured faster; plain on CUDA until measured there).
     ``conv_impl``: ``torch`` (cuDNN / oneDNN) or ``triton``: one Triton kernel per 3×3 layer
     with reflection padding, pooling/upsampling, bias and ReLU fused (realtime.triton_conv;
     correct, not yet measured on a GPU, so not the default; no torch.compile with it).
@@ -123,6 +128,7 @@ class EngineConfig:
     streams: bool = True
     cuda_graph: str = "auto"
     conv_impl: str = "torch"
+    upsample_conv: str = "auto"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -144,6 +150,11 @@ class EngineConfig:
         if self.conv_impl not in CONV_IMPLS:
             raise InputError(
                 f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {self.conv_impl!r}"
+            )
+        if self.upsample_conv not in UPCONV_MODES:
+            raise InputError(
+                f"upsample_conv must be one of {', '.join(UPCONV_MODES)}, "
+                f"got {self.upsample_conv!r}"
             )
         if self.conv_impl == "triton" and self.compile not in ("auto", "off"):
             raise InputError("conv_impl=triton runs its own kernels; use it with compile=off")
@@ -224,6 +235,20 @@ def mkldnn_fused_conv_available() -> bool:
         return False
 
 
+def conv_act(x: Tensor, conv: nn.Conv2d, padding: int, relu: bool, fused: bool) -> Tensor:
+    """``conv`` (stride 1) with zero ``padding``, then ReLU when ``relu``; ``fused``: as one
+    primitive (oneDNN's conv + ReLU on CPU, cuDNN's on CUDA) instead of a ReLU pass."""
+    w, b = conv.weight, conv.bias
+    p, one = [padding, padding], [1, 1]
+    if fused and relu and x.is_cuda:
+        return torch.cudnn_convolution_relu(x, w, b, one, p, one, 1)
+    if fused and not x.is_cuda:
+        attr = "relu" if relu else "none"
+        return torch.ops.mkldnn._convolution_pointwise(x, w, b, p, one, one, 1, attr, [], "")
+    y = F.conv2d(x, w, b, padding=padding)
+    return F.relu(y, inplace=True) if relu else y
+
+
 class ReflectConv(nn.Module):
     """``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` (+ the following ``ReLU``) as one module.
 
@@ -245,16 +270,7 @@ class ReflectConv(nn.Module):
         self.fused = fused
 
     def _conv(self, x: Tensor, padding: int) -> Tensor:
-        w, b = self.conv.weight, self.conv.bias
-        if self.fused and self.relu and x.is_cuda:
-            p, one = [padding, padding], [1, 1]
-            return torch.cudnn_convolution_relu(x, w, b, one, p, one, 1)
-        if self.fused and not x.is_cuda:
-            attr = "relu" if self.relu else "none"
-            p, one = [padding, padding], [1, 1]
-            return torch.ops.mkldnn._convolution_pointwise(x, w, b, p, one, one, 1, attr, [], "")
-        y = F.conv2d(x, w, b, padding=padding)
-        return F.relu(y, inplace=True) if self.relu else y
+        return conv_act(x, self.conv, padding, self.relu, self.fused)
 
     def _fix_borders(self, x: Tensor, y: Tensor) -> None:
         """Overwrite the one-pixel border of ``y`` (B, C', H, W) with the reflect-padded result.
@@ -291,6 +307,8 @@ class ReflectConv(nn.Module):
 def match_pad_conv(mods: Sequence[nn.Module], i: int) -> tuple[nn.Conv2d, bool] | None:
     """``(conv, relu)`` when ``mods[i:]`` starts with ``ReflectionPad2d(1)`` + ``Conv2d``
     (+ ``ReLU``, then ``relu`` is True), else None."""
+    if i >= len(mods):
+        return None
     m = mods[i]
     if not (
         isinstance(m, nn.ReflectionPad2d)
@@ -302,16 +320,85 @@ def match_pad_conv(mods: Sequence[nn.Module], i: int) -> tuple[nn.Conv2d, bool] 
     return conv, i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU)
 
 
-def fuse_reflect_convs(seq: nn.Sequential, pad_mode: str, fused: bool = False) -> nn.Sequential:
-    """Copy of ``seq`` with each ``ReflectionPad2d(1)`` + ``Conv2d`` (+ ``ReLU``) as a
-    :class:`ReflectConv`; other ReLUs become in-place (inference only)."""
+class UpConv(nn.Module):
+    """Nearest 2× ``Upsample`` + ``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` (+ ``ReLU``) computed at
+    the input resolution (:func:`models.functional.up2_conv3`): one 2×2 conv whose channels
+    are the four output phases (4/9 of the multiply-adds), then one interleaving copy."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool, fused: bool) -> None:
+        super().__init__()
+        bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+        w4, b4 = Fn.up2_conv3_phase_weights(conv.weight.detach(), bias.detach())
+        self.conv = _conv_with(w4, b4)
+        self.relu = relu
+        self.fused = fused
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = conv_act(Fn.replicate_pad1(x), self.conv, 0, self.relu, self.fused)  # (B, 4·O, ..)
+        return Fn.interleave_phases(z)  # (B, O, 2H, 2W)
+
+
+def _conv_with(weight: Tensor, bias: Tensor) -> nn.Conv2d:
+    """A stride-1, unpadded ``Conv2d`` holding (copies of) ``weight`` and ``bias``."""
+    out_ch, in_ch, kh, kw = weight.shape
+    conv = nn.Conv2d(in_ch, out_ch, (kh, kw), device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        assert conv.bias is not None
+        conv.bias.copy_(bias)
+    return conv
+
+
+def _is_up2_nearest(m: nn.Module) -> bool:
+    return (
+        isinstance(m, nn.Upsample)
+        and m.mode == "nearest"
+        and m.size is None
+        and m.scale_factor in (2, 2.0, (2.0, 2.0), (2, 2))
+    )
+
+
+def _is_pointwise(m: nn.Module) -> bool:
+    return (
+        isinstance(m, nn.Conv2d)
+        and tuple(m.kernel_size) == (1, 1)
+        and tuple(m.stride) == (1, 1)
+        and tuple(m.padding) == (0, 0)
+        and m.groups == 1
+        and m.bias is not None
+    )
+
+
+def fuse_reflect_convs(
+    seq: nn.Sequential, pad_mode: str, fused: bool = False, up_phases: bool = False
+) -> nn.Sequential:
+    """Copy of ``seq`` for inference, computing the same function with fewer passes.
+
+    * ``ReflectionPad2d(1)`` + ``Conv2d`` (+ ``ReLU``) → :class:`ReflectConv`;
+    * a 1×1 ``Conv2d`` right before one is folded into its weights (the encoder's first
+      layer, :func:`models.functional.fold_pointwise_into_conv`);
+    * with ``up_phases``, nearest 2× ``Upsample`` before one → :class:`UpConv`;
+    * other ReLUs become in-place.
+    """
     layers: list[nn.Module] = []
     mods = list(seq)
     i = 0
     while i < len(mods):
         m = mods[i]
         if isinstance(m, nn.Sequential):
-            layers.append(fuse_reflect_convs(m, pad_mode, fused))
+            layers.append(fuse_reflect_convs(m, pad_mode, fused, up_phases))
+        elif _is_pointwise(m) and (match := match_pad_conv(mods, i + 1)) is not None:
+            conv, relu = match
+            assert isinstance(m, nn.Conv2d) and m.bias is not None and conv.bias is not None
+            w, b = Fn.fold_pointwise_into_conv(m.weight, m.bias, conv.weight, conv.bias)
+            layers.append(ReflectConv(_conv_with(w.detach(), b.detach()), pad_mode, relu, fused))
+            i += 3 if relu else 2
+        elif (
+            up_phases and _is_up2_nearest(m) and (match := match_pad_conv(mods, i + 1)) is not None
+        ):
+            conv, relu = match
+            layers.append(UpConv(conv, relu, fused))
+            i += 3 if relu else 2
         elif (match := match_pad_conv(mods, i)) is not None:
             conv, relu = match
             layers.append(ReflectConv(copy.deepcopy(conv), pad_mode, relu, fused))
@@ -337,12 +424,13 @@ def generator_layers(generator: CASTGenerator) -> tuple[nn.Sequential, nn.Sequen
 
 
 def build_inference_net(
-    generator: CASTGenerator, pad_mode: str, fused: bool = False
+    generator: CASTGenerator, pad_mode: str, fused: bool = False, up_phases: bool = False
 ) -> tuple[nn.Sequential, nn.Sequential]:
-    """(encoder, decoder) copies of the generator's encoder and Dec_B for inference."""
+    """(encoder, decoder) copies of the generator's encoder and Dec_B for inference
+    (:func:`fuse_reflect_convs`)."""
     enc_layers, dec_layers = generator_layers(generator)
-    enc = fuse_reflect_convs(enc_layers, pad_mode, fused)
-    dec = fuse_reflect_convs(dec_layers, pad_mode, fused)
+    enc = fuse_reflect_convs(enc_layers, pad_mode, fused, up_phases)
+    dec = fuse_reflect_convs(dec_layers, pad_mode, fused, up_phases)
     return enc.eval().requires_grad_(False), dec.eval().requires_grad_(False)
 
 
@@ -481,8 +569,10 @@ class StylizeEngine:
             self.fused = cpu_ok and (fuse == "on" or (fuse == "auto" and eager))
         else:
             self.fused = fuse == "on" or (fuse == "auto" and eager and pad == "border")
-        if self.conv_impl == "triton":  # padding and ReLU happen inside its kernels
-            self.pad_mode, self.fused = "module", False
+        up = self.config.upsample_conv
+        self.up_phases = up == "phases" or (up == "auto" and not cuda)
+        if self.conv_impl == "triton":  # padding, upsampling and ReLU happen inside its kernels
+            self.pad_mode, self.fused, self.up_phases = "module", False, False
         graph = self.config.cuda_graph
         self.use_graph = cuda and (
             graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
@@ -507,7 +597,9 @@ class StylizeEngine:
             enc = build_triton_net(enc_layers).eval().requires_grad_(False)
             dec = build_triton_net(dec_layers).eval().requires_grad_(False)
         else:
-            enc, dec = build_inference_net(self.generator, self.pad_mode, self.fused)
+            enc, dec = build_inference_net(
+                self.generator, self.pad_mode, self.fused, self.up_phases
+            )
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
@@ -543,6 +635,7 @@ class StylizeEngine:
             fused = " conv=triton"
         else:
             fused = "+fused-relu" if self.fused else ""
+            fused += " up=phases" if self.up_phases else ""
         graph = ", cuda-graph" if self.use_graph else ""
         return (
             f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}"

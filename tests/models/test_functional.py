@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models import functional as Fn
 
@@ -114,3 +115,42 @@ def test_padding_is_reflection_when_possible() -> None:
     padded, (left, right, _, _) = Fn.pad_to_multiple(x, 8)
     assert (left, right) == (3, 3)
     assert padded[0, 0, 0, :4].tolist() == [3.0, 2.0, 1.0, 0.0]  # reflect, not replicate
+
+
+# --- exact conv rewrites ------------------------------------------------------------------------
+
+
+def test_fold_pointwise_into_conv_commutes_with_reflection_padding() -> None:
+    pw, conv = torch.nn.Conv2d(3, 4, 1).double(), torch.nn.Conv2d(4, 6, 3).double()
+    x = rand(2, 3, 7, 9, seed=20).double()
+    want = conv(F.pad(pw(x), (1, 1, 1, 1), mode="reflect"))
+    w, b = Fn.fold_pointwise_into_conv(pw.weight, pw.bias, conv.weight, conv.bias)
+    assert w.shape == (6, 3, 3, 3) and b.shape == (6,)
+    got = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), w, b)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (1, 4), (3, 5), (8, 8), (6, 11)])
+def test_up2_conv3_equals_upsample_reflect_pad_conv(h: int, w: int) -> None:
+    conv = torch.nn.Conv2d(5, 7, 3).double()
+    x = rand(2, 5, h, w, seed=21).double()
+    up = F.interpolate(x, scale_factor=2, mode="nearest")
+    want = conv(F.pad(up, (1, 1, 1, 1), mode="reflect"))  # (2, 7, 2h, 2w)
+    w4, b4 = Fn.up2_conv3_phase_weights(conv.weight, conv.bias)
+    assert w4.shape == (28, 5, 2, 2) and b4.shape == (28,)
+    got = Fn.up2_conv3(x, w4, b4)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_up2_conv3_keeps_channels_last() -> None:
+    conv = torch.nn.Conv2d(4, 3, 3)
+    x = rand(1, 4, 6, 5, seed=22).contiguous(memory_format=torch.channels_last)
+    w4, b4 = Fn.up2_conv3_phase_weights(conv.weight, conv.bias)
+    padded = Fn.replicate_pad1(x)
+    assert padded.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(padded, F.pad(x, (1, 1, 1, 1), mode="replicate"))
+    got = Fn.up2_conv3(x, w4.contiguous(memory_format=torch.channels_last), b4)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    want = conv(F.pad(F.interpolate(x, scale_factor=2.0), (1, 1, 1, 1), mode="reflect"))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -16,6 +16,8 @@ from realtime.engine import (
     EngineOutOfMemoryError,
     ReflectConv,
     StylizeEngine,
+    UpConv,
+    build_inference_net,
     count_conv_flops,
     cpu_bf16_supported,
     processing_size,
@@ -69,9 +71,11 @@ def level_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("size", [(64, 64), (45, 70), (33, 17)])
-def test_fp32_cpu_matches_generator_within_one_level(gen, code, size):
+@pytest.mark.parametrize("upsample_conv", ["auto", "plain"])
+def test_fp32_cpu_matches_generator_within_one_level(gen, code, size, upsample_conv):
     frame = smooth_frame(*size)
-    engine = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    engine = StylizeEngine(gen, EngineConfig(precision="fp32", upsample_conv=upsample_conv))
+    assert engine.up_phases == (upsample_conv == "auto")  # auto: phases on CPU
     out = engine.process(frame, code)
     assert out.shape == frame.shape and out.dtype == np.uint8
     assert level_diff(out, reference(gen, frame, code)).max() <= 1
@@ -114,6 +118,38 @@ def test_reflect_conv_pad_modes_agree(size, relu):
                 torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_up_conv_equals_upsample_pad_conv(relu, fused, channels_last):
+    conv = torch.nn.Conv2d(6, 5, 3)
+    x = torch.randn(2, 6, 5, 7)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    want = conv(F.pad(F.interpolate(x, scale_factor=2.0), (1, 1, 1, 1), mode="reflect"))
+    want = F.relu(want) if relu else want
+    with torch.inference_mode():
+        module = UpConv(conv, relu, fused).to(memory_format=fmt)
+        got = module(x.contiguous(memory_format=fmt))
+    assert got.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_net_rewrites_upsampling_and_folds_the_pointwise_conv(gen):
+    enc, dec = build_inference_net(gen, "module", up_phases=True)
+    assert len(enc[0]) == 1 and isinstance(enc[0][0], ReflectConv)  # 1×1 conv folded in
+    assert enc[0][0].conv.weight.shape == (64, 3, 3, 3)
+    assert sum(isinstance(m, UpConv) for m in dec) == 3
+    assert not any(isinstance(m, torch.nn.Upsample) for m in dec)
+    _, plain = build_inference_net(gen, "module", up_phases=False)
+    assert sum(isinstance(m, torch.nn.Upsample) for m in plain) == 3
+    x = torch.randn(1, 3, 32, 40)
+    with torch.inference_mode():
+        feat = gen.encoder(x)
+        torch.testing.assert_close(enc(x), feat, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(dec(feat), gen.dec_b(feat), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(plain(feat), gen.dec_b(feat), rtol=1e-4, atol=1e-4)
+
+
 def test_reflect_pad_cat_equals_reflect_pad():
     x = torch.randn(2, 5, 7, 9)
     torch.testing.assert_close(reflect_pad1_cat(x), F.pad(x, (1, 1, 1, 1), mode="reflect"))
@@ -152,6 +188,8 @@ def test_config_validation():
         EngineConfig(fuse_relu="maybe")
     with pytest.raises(InputError, match="resolution"):
         EngineConfig(resolution=-1)
+    with pytest.raises(InputError, match="upsample_conv"):
+        EngineConfig(upsample_conv="pixelshuffle")
 
 
 def test_processing_size():
@@ -393,14 +431,20 @@ def test_cuda_graph_replays_equal_eager_and_follow_style_and_strength(gen, code)
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("graph", ["off", "on"])
-def test_cuda_border_padding_with_cudnn_fused_relu_matches(gen, code, graph):
+@pytest.mark.parametrize(("graph", "up"), [("off", "plain"), ("on", "plain"), ("on", "phases")])
+def test_cuda_border_padding_with_cudnn_fused_relu_matches(gen, code, graph, up):
     frame = smooth_frame(200, 360, seed=13)
     cfg = EngineConfig(
-        "cuda", "fp16", pad_mode="border", fuse_relu="on", compile="off", cuda_graph=graph
+        "cuda",
+        "fp16",
+        pad_mode="border",
+        fuse_relu="on",
+        compile="off",
+        cuda_graph=graph,
+        upsample_conv=up,
     )
     engine = StylizeEngine(gen, cfg)
-    assert engine.fused and engine.pad_mode == "border"
+    assert engine.fused and engine.pad_mode == "border" and engine.up_phases == (up == "phases")
     d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
     assert (d <= 3).mean() >= 0.999
 
