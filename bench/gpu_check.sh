@@ -68,6 +68,7 @@ fi
 DEVICE=cuda HALF=fp16 SIZES=1920x1080,1280x720,3840x2160 ONE=1920x1080
 if [ "$MODE" = rehearse ]; then
     DEVICE=cpu HALF=bf16 SIZES=40x24,48x32 ONE=48x32
+    export TRITON_INTERPRET=1  # the Triton variants run in Triton's CPU interpreter
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
 $PY -c 'import torch; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "on", torch.cuda.get_device_name())'
@@ -94,23 +95,27 @@ bench() {  # bench NAME LIMIT ARGS...: one castrt bench run -> $RESULTS/NAME.jso
     shift 2
     say "benchmark: $name"
     echo "=== $name" >>"$RESULTS/gpu_bench.log"
+    local fast=()
+    [ "$MODE" = rehearse ] && fast=(--repeats 1)  # the interpreted Triton variants take seconds
     timeout "$limit" $PY -m realtime.cli bench --untrained --device "$DEVICE" --json "$RESULTS/$name.json" \
-        "$@" >>"$RESULTS/gpu_bench.log" 2>&1
+        "$@" "${fast[@]}" >>"$RESULTS/gpu_bench.log" 2>&1
     echo "   exit $?"
 }
 
 if [ "$MODE" = quick ] || [ "${QUICK:-0}" = 1 ]; then
     # the defaults (precision=auto: fp16, compiled, one CUDA graph per frame) against the
     # naive script and the eager default, then batch pipelining on and off
-    bench gpu_default 130 --sizes "$SIZES" --repeats 15 \
-        --variant precision=auto --variant precision=auto,compile=off \
-        --variant precision=auto,conv_impl=triton --variant precision=auto,upsample_conv=phases
+    bench gpu_default 170 --sizes "$SIZES" --repeats 10 \
+        --variant precision=auto --variant precision=auto,upsample_conv=phases \
+        --variant precision=auto,compile=off --variant precision=auto,conv_impl=triton \
+        --variant precision=auto,conv_impl=triton,upsample_conv=phases
     bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
         --variant precision=auto --variant precision=auto,streams=off
 elif [ "$MODE" = profile ]; then
     say "profiles (CUDA kernel time per frame)"
     timeout 100 $PY bench/gpu_profile.py --sizes 1920x1080,3840x2160 --json "$RESULTS/gpu_profile.json" \
         --variant "$FP16,compile=default" --variant "$FP16,conv_impl=triton" \
+        --variant "$FP16,conv_impl=triton,upsample_conv=phases" \
         --variant "$FP16,pad_mode=border,fuse_relu=on" 2>>"$RESULTS/gpu_bench.log" | tee "$RESULTS/gpu_profile.txt"
     bench gpu_batch8 40 --sizes "$ONE" --repeats 5 --batch 8 --no-naive \
         --variant "$FP16,compile=default,cuda_graph=on" \
@@ -123,7 +128,7 @@ else
         --variant "$FP16,pad_mode=border" --variant "$FP16,pad_mode=border,fuse_relu=on" \
         --variant "$FP16,pad_mode=cat,cuda_graph=on" --variant "$BEST" \
         --variant "$FP16,conv_impl=triton,cuda_graph=off" --variant "$FP16,conv_impl=triton" \
-        --variant "$BEST,upsample_conv=phases"
+        --variant "$FP16,conv_impl=triton,upsample_conv=phases" --variant "$BEST,upsample_conv=phases"
     # torch.compile: first process with a cold Inductor cache, then a second process that
     # reuses the on-disk cache (warm-up across runs)
     bench gpu_compile 150 --sizes "$SIZES" --repeats 15 --no-naive \

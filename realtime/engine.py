@@ -111,7 +111,8 @@ class EngineConfig:
     ``upsample_conv``: how the decoder's nearest 2× upsampling + 3×3 conv runs: ``phases``
     computes it at the low resolution as one 2×2 conv per output phase (:class:`UpConv`, 4/9
     of the multiply-adds, exact), ``plain`` as the reference does (auto: phases on CPU, where
-    it is measured faster; plain on CUDA until measured there).
+    it is measured faster; plain on CUDA until measured there). With ``conv_impl=triton``,
+    phases selects the Triton phase kernel.
     ``conv_impl``: ``torch`` (cuDNN / oneDNN) or ``triton``: one Triton kernel per 3×3 layer
     with reflection padding, pooling/upsampling, bias and ReLU fused (realtime.triton_conv;
     correct, not yet measured on a GPU, so not the default; no torch.compile with it).
@@ -572,7 +573,7 @@ class StylizeEngine:
         up = self.config.upsample_conv
         self.up_phases = up == "phases" or (up == "auto" and not cuda)
         if self.conv_impl == "triton":  # padding, upsampling and ReLU happen inside its kernels
-            self.pad_mode, self.fused, self.up_phases = "module", False, False
+            self.pad_mode, self.fused = "module", False
         graph = self.config.cuda_graph
         self.use_graph = cuda and (
             graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
@@ -595,7 +596,7 @@ class StylizeEngine:
 
             enc_layers, dec_layers = generator_layers(self.generator)
             enc = build_triton_net(enc_layers).eval().requires_grad_(False)
-            dec = build_triton_net(dec_layers).eval().requires_grad_(False)
+            dec = build_triton_net(dec_layers, self.up_phases).eval().requires_grad_(False)
         else:
             enc, dec = build_inference_net(
                 self.generator, self.pad_mode, self.fused, self.up_phases
@@ -631,11 +632,10 @@ class StylizeEngine:
         extra = f", compile={self.compile}" if self.compile != "off" else ""
         res = f"{self.config.resolution}p" if self.config.resolution else "native"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
-        if self.conv_impl == "triton":
-            fused = " conv=triton"
-        else:
-            fused = "+fused-relu" if self.fused else ""
-            fused += " up=phases" if self.up_phases else ""
+        fused = (
+            " conv=triton" if self.conv_impl == "triton" else "+fused-relu" if self.fused else ""
+        )
+        fused += " up=phases" if self.up_phases else ""
         graph = ", cuda-graph" if self.use_graph else ""
         return (
             f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}"

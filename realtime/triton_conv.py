@@ -7,6 +7,10 @@ convolution on channels_last (NHWC) memory whose loads mirror the indices at the
 (reflection padding without a padded copy), optionally read through a 2×2 max-pool or a ×2
 nearest upsample of the stored tensor, and whose epilogue adds the bias and applies the ReLU.
 
+A second kernel computes ``upsample ×2 → reflection pad → 3×3 conv`` as four 2×2 output
+phases at the input resolution (4/9 of the multiply-adds, ``EngineConfig(upsample_conv=
+"phases")``) and stores them interleaved, so no interleaving pass follows.
+
 Status: correct (tested against PyTorch through Triton's interpreter on the CPU,
 ``TRITON_INTERPRET=1``); its speed on a GPU has not been measured yet, so the engine uses it
 only when asked (``EngineConfig(conv_impl="triton")``).
@@ -21,6 +25,7 @@ import triton
 import triton.language as tl
 from torch import Tensor, nn
 
+from models import functional as Fn
 from realtime.engine import match_pad_conv
 
 INPUT_OPS = {"none": 0, "up2": 1, "pool2": 2}
@@ -83,6 +88,7 @@ def _reflect_conv3x3_kernel(
             a = tl.maximum(a, tl.load(a_ptrs + C, mask=a_mask, other=0.0))
             a = tl.maximum(a, tl.load(a_ptrs + WIN * C, mask=a_mask, other=0.0))
             a = tl.maximum(a, tl.load(a_ptrs + WIN * C + C, mask=a_mask, other=0.0))
+            a = a.to(x_ptr.dtype.element_ty)  # tl.dot needs equal dtypes; the interpreter widened
         w_ptrs = w_ptr + (kk + offs_k)[:, None] * K + offs_n[None, :]
         wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
         acc += tl.dot(a, wt)
@@ -91,6 +97,59 @@ def _reflect_conv3x3_kernel(
     if RELU:
         acc = tl.maximum(acc, 0.0)
     y_ptrs = y_ptr + offs_m.to(tl.int64)[:, None] * K + offs_n[None, :]
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+@triton.jit
+def _up2_phase_conv_kernel(
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    y_ptr,
+    M,
+    HIN,
+    WIN,
+    C,
+    K,
+    RELU: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    # One output phase (a, b) per program_id(2): y[2i+a, 2j+b, n] = bias[n] +
+    # sum_{u, v, c} x[clamp(i+a+u-1), clamp(j+b+v-1), c] * w[phase, (u*2 + v) * C + c, n]
+    # (models.functional.up2_conv3: nearest ×2 + reflection pad + 3×3 conv, at input size)
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    phase = tl.program_id(2)
+    pa = phase // 2
+    pb = phase % 2
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # input pixels (b, i, j) flattened
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_ok = offs_m < M
+    n_ok = offs_n < K
+    j = offs_m % WIN
+    i = (offs_m // WIN) % HIN
+    ob = offs_m // (WIN * HIN)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    w_base = w_ptr + phase * (4 * C * K)
+    for kk in range(0, 4 * C, BLOCK_K):
+        tap = kk // C
+        c0 = kk - tap * C
+        ih = tl.minimum(tl.maximum(i + pa + tap // 2 - 1, 0), HIN - 1)  # replicate padding
+        iw = tl.minimum(tl.maximum(j + pb + tap % 2 - 1, 0), WIN - 1)
+        row = ((ob * HIN + ih) * WIN + iw).to(tl.int64) * C
+        a = tl.load(x_ptr + row[:, None] + (c0 + offs_k)[None, :], mask=m_ok[:, None], other=0.0)
+        w_ptrs = w_base + (kk + offs_k)[:, None] * K + offs_n[None, :]
+        wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
+        acc += tl.dot(a, wt)
+    bias = tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    acc += bias[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    pix = (ob * (2 * HIN) + 2 * i + pa) * (2 * WIN) + 2 * j + pb  # the output pixel
+    y_ptrs = y_ptr + pix.to(tl.int64)[:, None] * K + offs_n[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
 
 
@@ -151,6 +210,42 @@ def reflect_conv3x3(
     return y
 
 
+def phase_weight_matrices(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """(K, C, 3, 3) conv weight and bias (K,) → the phase kernel's (4, 4·C, K) matrices (row
+    ``(u·2 + v)·C + c`` of phase ``2a + b``) and the bias, from
+    :func:`models.functional.up2_conv3_phase_weights`."""
+    k, c = weight.shape[:2]
+    w4, _ = Fn.up2_conv3_phase_weights(weight, bias)  # (4·K, C, 2, 2) phase-major
+    return w4.view(4, k, c, 2, 2).permute(0, 3, 4, 2, 1).reshape(4, 4 * c, k).contiguous(), bias
+
+
+def up2_phase_conv(x: Tensor, w_phases: Tensor, bias: Tensor, relu: bool) -> Tensor:
+    """``conv3x3(reflect_pad1(upsample_nearest_2x(x))) + bias`` (then ReLU) in one kernel that
+    computes the four output phases at the input resolution (4/9 of the multiply-adds of
+    :func:`reflect_conv3x3` with ``up2``) and stores them interleaved.
+
+    x: (B, C, H, W) channels_last; ``w_phases`` from :func:`phase_weight_matrices`. Returns
+    (B, K, 2H, 2W) channels_last.
+    """
+    b, c, hin, win = x.shape
+    k = w_phases.shape[2]
+    if w_phases.shape[:2] != (4, 4 * c):
+        raise ValueError(f"phase weights {tuple(w_phases.shape)} do not match {c} input channels")
+    bm, bn, bk = block_sizes(c, k)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.empty(
+        (b, k, 2 * hin, 2 * win), device=x.device, dtype=x.dtype, memory_format=torch.channels_last
+    )
+    m = b * hin * win
+    grid = (triton.cdiv(m, bm), triton.cdiv(k, bn), 4)
+    _up2_phase_conv_kernel[grid](
+        x, w_phases, bias, y, m, hin, win, c, k, relu, bm, bn, bk,
+        num_warps=8 if bn == 128 else 4,
+        num_stages=3,
+    )  # fmt: skip
+    return y
+
+
 class TritonReflectConv(nn.Module):
     """``[MaxPool2d(2) | Upsample(2)] → ReflectionPad2d(1) → Conv2d(3×3) [→ ReLU]`` as one
     Triton kernel (see :func:`reflect_conv3x3`)."""
@@ -169,6 +264,26 @@ class TritonReflectConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return reflect_conv3x3(x, self.w_mat, self.bias, self.relu, self.input_op)
+
+
+class TritonUpConv(nn.Module):
+    """``Upsample(2, nearest) → ReflectionPad2d(1) → Conv2d(3×3) [→ ReLU]`` as one Triton
+    kernel over the four output phases (see :func:`up2_phase_conv`)."""
+
+    def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
+        super().__init__()
+        self.relu = relu
+        bias = (
+            conv.bias.detach()
+            if conv.bias is not None
+            else conv.weight.new_zeros(conv.out_channels)
+        )
+        w, b = phase_weight_matrices(conv.weight.detach(), bias)
+        self.w_phases = nn.Parameter(w, requires_grad=False)
+        self.bias = nn.Parameter(b.clone(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return up2_phase_conv(x, self.w_phases, self.bias, self.relu)
 
 
 def _flatten(seq: nn.Module) -> list[nn.Module]:
@@ -197,10 +312,11 @@ def _kernel_fits(conv: nn.Conv2d) -> bool:
     )
 
 
-def build_triton_net(seq: nn.Sequential) -> nn.Sequential:
+def build_triton_net(seq: nn.Sequential, up_phases: bool = False) -> nn.Sequential:
     """Copy of ``seq`` (flattened) with every ``[pool|upsample] → pad → 3×3 conv [→ ReLU]`` whose
-    input channels are a multiple of :data:`MIN_CHANNELS` as a :class:`TritonReflectConv`; the
-    rest (the 1×1 input conv, the first RGB conv) stays as PyTorch modules."""
+    input channels are a multiple of :data:`MIN_CHANNELS` as a :class:`TritonReflectConv`
+    (with ``up_phases``, the upsampling ones as a :class:`TritonUpConv`); the rest (the 1×1
+    input conv, the first RGB conv) stays as PyTorch modules."""
     mods = _flatten(seq)
     out: list[nn.Module] = []
     i = 0
@@ -210,7 +326,10 @@ def build_triton_net(seq: nn.Sequential) -> nn.Sequential:
         match = match_pad_conv(mods, j) if j < len(mods) else None
         if match is not None and _kernel_fits(match[0]):
             conv, relu = match
-            out.append(TritonReflectConv(conv, relu, op or "none"))
+            if op == "up2" and up_phases:
+                out.append(TritonUpConv(conv, relu))
+            else:
+                out.append(TritonReflectConv(conv, relu, op or "none"))
             i = j + (3 if relu else 2)
             continue
         out.append(copy.deepcopy(mods[i]))

@@ -21,9 +21,12 @@ from models.generator import untrained_generator
 from realtime.engine import EngineConfig, StylizeEngine, generator_layers
 from realtime.triton_conv import (
     TritonReflectConv,
+    TritonUpConv,
     build_triton_net,
     conv_weight_matrix,
+    phase_weight_matrices,
     reflect_conv3x3,
+    up2_phase_conv,
 )
 from tests.realtime.test_engine import level_diff, reference, smooth_frame
 
@@ -62,6 +65,54 @@ def test_kernel_equals_pool_upsample_pad_conv_relu(op, relu, c, k, h, w):
     assert rel_err(got, want) <= REL_TOL
 
 
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize(("c", "k", "h", "w"), [(16, 24, 3, 5), (64, 130, 2, 3), (32, 3, 1, 4)])
+def test_phase_kernel_equals_upsample_pad_conv_relu(relu, c, k, h, w):
+    torch.manual_seed(c + k + h)
+    x = torch.randn(2, c, h, w, device=DEVICE).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(c, k, 3).to(DEVICE)
+    with torch.inference_mode():
+        want = torch_layer(x, conv, relu, "up2")
+        got = up2_phase_conv(x, *phase_weight_matrices(conv.weight, conv.bias), relu)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+    assert rel_err(got, want) <= REL_TOL
+    with pytest.raises(ValueError, match="do not match"):
+        up2_phase_conv(x, torch.zeros(4, 4 * c + 16, k, device=DEVICE), conv.bias, relu)
+
+
+INTERPRETER_BF16 = pytest.mark.skipif(
+    DEVICE == "cpu",
+    reason="Triton's interpreter multiplies bf16 bit patterns in tl.dot "
+    "(triton-lang/triton#11584); runs on a GPU",
+)
+
+
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(torch.bfloat16, marks=INTERPRETER_BF16), torch.float16]
+)
+@pytest.mark.parametrize("op", ["none", "up2", "pool2", "phases"])
+def test_kernels_in_half_precision(dtype, op):
+    """The engine's fp16 / bf16 path: same dtype in and out, close to fp32 on the same values
+    (the max-pool once fed tl.dot mixed dtypes in the interpreter)."""
+    torch.manual_seed(5)
+    x = (
+        torch.randn(2, 32, 4, 6, device=DEVICE)
+        .to(dtype)
+        .contiguous(memory_format=torch.channels_last)
+    )
+    conv = torch.nn.Conv2d(32, 48, 3).to(DEVICE).to(dtype)
+    ref = torch.nn.Conv2d(32, 48, 3).to(DEVICE)
+    ref.load_state_dict({k: v.float() for k, v in conv.state_dict().items()})
+    with torch.inference_mode():
+        want = torch_layer(x.float(), ref, True, "up2" if op == "phases" else op)
+        if op == "phases":
+            got = up2_phase_conv(x, *phase_weight_matrices(conv.weight, conv.bias), True)
+        else:
+            got = reflect_conv3x3(x, conv_weight_matrix(conv.weight), conv.bias, True, op)
+    assert got.dtype == dtype and got.shape == want.shape
+    assert rel_err(got, want) <= 1e-2
+
+
 def test_kernel_refuses_what_it_cannot_compute():
     x = torch.zeros(1, 16, 5, 6).contiguous(memory_format=torch.channels_last)
     w, b = torch.zeros(144, 8), torch.zeros(8)
@@ -84,21 +135,28 @@ def test_network_rewrite_fuses_every_wide_layer_and_keeps_the_function():
     assert len(fused) == 8 + 9  # every 3×3 conv but the first RGB one
     assert [m.input_op for m in fused].count("pool2") == 3
     assert [m.input_op for m in fused].count("up2") == 3
+    pdec = build_triton_net(dec, up_phases=True)
+    assert sum(isinstance(m, TritonUpConv) for m in pdec) == 3
+    assert sum(isinstance(m, TritonReflectConv) for m in pdec) == 6
     x = torch.rand(1, 3, 16, 24) * 2 - 1
     with torch.inference_mode():
         f = enc(x)
         tf = tenc.to(DEVICE)(x.to(DEVICE).contiguous(memory_format=torch.channels_last))
         assert rel_err(tf, f) <= REL_TOL
-        out = tdec.to(DEVICE)(f.to(DEVICE).contiguous(memory_format=torch.channels_last))
-        assert rel_err(out, dec(f)) <= 2 * REL_TOL
+        fd = f.to(DEVICE).contiguous(memory_format=torch.channels_last)
+        assert rel_err(tdec.to(DEVICE)(fd), dec(f)) <= 2 * REL_TOL
+        assert rel_err(pdec.to(DEVICE)(fd), dec(f)) <= 2 * REL_TOL
 
 
-def test_engine_with_triton_convs_matches_the_generator():
+@pytest.mark.parametrize("up", ["plain", "phases"])
+def test_engine_with_triton_convs_matches_the_generator(up):
     gen = untrained_generator(seed=3, with_photo_decoder=False)
     frame = smooth_frame(20, 28, seed=2)
     code = gen.style_code(torch.rand(1, 3, 32, 32) * 2 - 1)
-    engine = StylizeEngine(gen, EngineConfig(DEVICE, precision="fp32", conv_impl="triton"))
+    cfg = EngineConfig(DEVICE, precision="fp32", conv_impl="triton", upsample_conv=up)
+    engine = StylizeEngine(gen, cfg)
     assert engine.compile == "off" and "conv=triton" in engine.describe()
+    assert any(isinstance(m, TritonUpConv) for m in engine._dec_module) == (up == "phases")
     d = level_diff(engine.process(frame, code, 0.8), reference(gen.cpu(), frame, code, 0.8))
     assert (d <= LEVELS).mean() >= 0.999
 
@@ -113,3 +171,19 @@ def test_triton_engine_settings_are_checked(monkeypatch):
         gen = untrained_generator(seed=0, with_photo_decoder=False)
         with pytest.raises(InputError, match="CUDA"):
             StylizeEngine(gen, EngineConfig(conv_impl="triton"))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a CUDA device (fp16 engine)")
+@pytest.mark.parametrize("up", ["plain", "phases"])
+def test_fp16_triton_engine_within_three_levels(up):
+    gen = untrained_generator(seed=3, with_photo_decoder=False)
+    with torch.no_grad():  # outputs in the image range, as test_engine's generator
+        gen.dec_b.decoder[28].weight.mul_(0.25)
+        gen.dec_b.decoder[28].bias.mul_(0.25)
+    frame = smooth_frame(72, 120, seed=4)
+    code = gen.style_code(torch.rand(1, 3, 32, 32) * 2 - 1)
+    cfg = EngineConfig("cuda", precision="fp16", conv_impl="triton", upsample_conv=up)
+    engine = StylizeEngine(gen, cfg)
+    d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
+    assert (d <= 3).mean() >= 0.999
