@@ -328,8 +328,7 @@ class UpConv(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, relu: bool, fused: bool) -> None:
         super().__init__()
-        bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
-        w4, b4 = Fn.up2_conv3_phase_weights(conv.weight.detach(), bias.detach())
+        w4, b4 = Fn.up2_conv3_phase_weights(conv.weight.detach(), conv_bias(conv))
         self.conv = _conv_with(w4, b4)
         self.relu = relu
         self.fused = fused
@@ -337,6 +336,13 @@ class UpConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         z = conv_act(Fn.replicate_pad1(x), self.conv, 0, self.relu, self.fused)  # (B, 4·O, ..)
         return Fn.interleave_phases(z)  # (B, O, 2H, 2W)
+
+
+def conv_bias(conv: nn.Conv2d) -> Tensor:
+    """The conv's bias, detached (zeros for a conv without one)."""
+    if conv.bias is None:
+        return conv.weight.detach().new_zeros(conv.out_channels)
+    return conv.bias.detach()
 
 
 def _conv_with(weight: Tensor, bias: Tensor) -> nn.Conv2d:

@@ -26,10 +26,20 @@ import triton.language as tl
 from torch import Tensor, nn
 
 from models import functional as Fn
-from realtime.engine import match_pad_conv
+from realtime.engine import conv_bias, match_pad_conv
 
 INPUT_OPS = {"none": 0, "up2": 1, "pool2": 2}
 MIN_CHANNELS = 16  # input channels: a multiple of this (the first RGB conv stays on PyTorch)
+
+
+@triton.jit
+def _bias_relu_store(acc, b_ptr, y_ptr, pix, offs_n, m_ok, n_ok, K, RELU: tl.constexpr):
+    """The kernels' epilogue: add the bias, apply the ReLU, store rows ``pix`` (NHWC)."""
+    acc += tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    y_ptrs = y_ptr + pix[:, None] * K + offs_n[None, :]
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
 
 
 @triton.jit
@@ -92,12 +102,7 @@ def _reflect_conv3x3_kernel(
         w_ptrs = w_ptr + (kk + offs_k)[:, None] * K + offs_n[None, :]
         wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
         acc += tl.dot(a, wt)
-    bias = tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
-    acc += bias[None, :]
-    if RELU:
-        acc = tl.maximum(acc, 0.0)
-    y_ptrs = y_ptr + offs_m.to(tl.int64)[:, None] * K + offs_n[None, :]
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+    _bias_relu_store(acc, b_ptr, y_ptr, offs_m.to(tl.int64), offs_n, m_ok, n_ok, K, RELU)
 
 
 @triton.jit
@@ -144,13 +149,8 @@ def _up2_phase_conv_kernel(
         w_ptrs = w_base + (kk + offs_k)[:, None] * K + offs_n[None, :]
         wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
         acc += tl.dot(a, wt)
-    bias = tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
-    acc += bias[None, :]
-    if RELU:
-        acc = tl.maximum(acc, 0.0)
     pix = (ob * (2 * HIN) + 2 * i + pa) * (2 * WIN) + 2 * j + pb  # the output pixel
-    y_ptrs = y_ptr + pix.to(tl.int64)[:, None] * K + offs_n[None, :]
-    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+    _bias_relu_store(acc, b_ptr, y_ptr, pix.to(tl.int64), offs_n, m_ok, n_ok, K, RELU)
 
 
 def conv_weight_matrix(weight: Tensor) -> Tensor:
@@ -255,12 +255,7 @@ class TritonReflectConv(nn.Module):
         self.relu = relu
         self.input_op = input_op
         self.w_mat = nn.Parameter(conv_weight_matrix(conv.weight.detach()), requires_grad=False)
-        bias = (
-            conv.bias.detach()
-            if conv.bias is not None
-            else conv.weight.new_zeros(conv.out_channels)
-        )
-        self.bias = nn.Parameter(bias.clone(), requires_grad=False)
+        self.bias = nn.Parameter(conv_bias(conv).clone(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return reflect_conv3x3(x, self.w_mat, self.bias, self.relu, self.input_op)
@@ -273,12 +268,7 @@ class TritonUpConv(nn.Module):
     def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
         super().__init__()
         self.relu = relu
-        bias = (
-            conv.bias.detach()
-            if conv.bias is not None
-            else conv.weight.new_zeros(conv.out_channels)
-        )
-        w, b = phase_weight_matrices(conv.weight.detach(), bias)
+        w, b = phase_weight_matrices(conv.weight.detach(), conv_bias(conv))
         self.w_phases = nn.Parameter(w, requires_grad=False)
         self.bias = nn.Parameter(b.clone(), requires_grad=False)
 
