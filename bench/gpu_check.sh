@@ -6,6 +6,7 @@
 #   bash bench/gpu_check.sh --full     # + the whole variant sweep (padding, fusion, graphs,
 #                                      #   compile modes, cache reuse; about 6 minutes)
 #   bash bench/gpu_check.sh --profile  # kernel time per frame, max-autotune, batch pipelining
+#   bash bench/gpu_check.sh --tune     # Triton conv tile sizes per layer at 1080p (2-3 minutes)
 #   bash bench/gpu_check.sh --dry-run  # anywhere: checks imports and the bench command on CPU
 #   bash bench/gpu_check.sh --rehearse[-quick]  # anywhere: the GPU steps on the CPU, tiny sizes
 #
@@ -28,7 +29,8 @@ for arg in "$@"; do
     --rehearse-quick) MODE=rehearse QUICK=1 ;;
     --rehearse-full) MODE=rehearse QUICK=0 ;;
     --profile) MODE=profile ;;
-    -h | --help) sed -n 2,16p "$0"; exit 0 ;;
+    --tune) MODE=tune ;;
+    -h | --help) sed -n 2,17p "$0"; exit 0 ;;
     *) echo "gpu_check: unknown option $arg (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -48,7 +50,7 @@ if [ "$MODE" != dry ] && [ "$MODE" != rehearse ] && [ "$HAS_CUDA" != 1 ]; then
     MODE=dry
 fi
 
-if { [ "$MODE" = gpu ] || [ "$MODE" = quick ] || [ "$MODE" = profile ]; } && compgen -G ".whl/*.whl" >/dev/null; then
+if [ "$MODE" != dry ] && [ "$MODE" != rehearse ] && compgen -G ".whl/*.whl" >/dev/null; then
     say "installing carried wheels from .whl/"
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/castrt-site .whl/*.whl || { echo "gpu_check: wheel install failed" >&2; exit 1; }
@@ -72,6 +74,14 @@ if [ "$MODE" = rehearse ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
 $PY -c 'import torch; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "on", torch.cuda.get_device_name())'
+
+if [ "$MODE" = tune ]; then
+    say "Triton conv tile sizes per layer (bench/triton_tune.py, 1920x1080 fp16)"
+    timeout 200 $PY bench/triton_tune.py --size 1920x1080 --precision fp16 \
+        --json "$RESULTS/gpu_triton_tune.json" 2>&1 | tee "$RESULTS/gpu_triton_tune.txt"
+    say "done; JSON and the table in $RESULTS"
+    exit 0
+fi
 
 TEST_RC=0
 if [ "$MODE" != profile ]; then

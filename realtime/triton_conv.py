@@ -19,6 +19,7 @@ only when asked (``EngineConfig(conv_impl="triton")``).
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 import triton
@@ -159,26 +160,63 @@ def conv_weight_matrix(weight: Tensor) -> Tensor:
     return weight.permute(2, 3, 1, 0).reshape(9 * c, k).contiguous()
 
 
-def block_sizes(c: int, k: int) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_K) for C input and K output channels.
+class Blocks(NamedTuple):
+    """A kernel launch configuration: tile sizes (output pixels, output channels, reduction
+    chunk) and Triton's warps and pipeline stages."""
+
+    m: int
+    n: int
+    k: int
+    warps: int
+    stages: int
+
+
+def block_sizes(c: int, k: int) -> Blocks:
+    """The launch configuration for C input and K output channels.
 
     tl.dot needs blocks of at least 16; BLOCK_K must divide C (C a multiple of 16).
+    ``bench/triton_tune.py`` times alternatives per layer on a GPU.
     """
     if c % MIN_CHANNELS:
         raise ValueError(f"the kernel needs a multiple of 16 input channels, got {c}")
     block_n = 16 if k <= 16 else 64 if k <= 64 else 128
     block_k = next(b for b in (64, 32, 16) if c % b == 0)
-    return 128, block_n, block_k
+    # 4 warps make one Hopper warpgroup
+    return Blocks(128, block_n, block_k, 8 if block_n == 128 else 4, 3)
+
+
+CANDIDATES: tuple[Blocks, ...] = (  # alternatives bench/triton_tune.py times per layer
+    Blocks(128, 128, 64, 8, 4),
+    Blocks(128, 256, 64, 8, 3),
+    Blocks(256, 128, 64, 8, 3),
+    Blocks(64, 128, 64, 4, 4),
+    Blocks(128, 64, 64, 4, 4),
+    Blocks(128, 128, 32, 8, 4),
+    Blocks(64, 64, 64, 4, 3),
+    Blocks(256, 16, 64, 8, 3),
+    Blocks(64, 16, 64, 4, 3),
+)
+
+
+def _check_blocks(blocks: Blocks, c: int) -> None:
+    if blocks.k > c or c % blocks.k or min(blocks.m, blocks.n, blocks.k) < 16:
+        raise ValueError(f"blocks {tuple(blocks)} do not fit {c} input channels")
 
 
 def reflect_conv3x3(
-    x: Tensor, w_mat: Tensor, bias: Tensor, relu: bool, input_op: str = "none"
+    x: Tensor,
+    w_mat: Tensor,
+    bias: Tensor,
+    relu: bool,
+    input_op: str = "none",
+    blocks: Blocks | None = None,
 ) -> Tensor:
     """``conv3x3(reflect_pad1(op(x))) + bias`` (then ReLU) in one kernel.
 
     x: (B, C, H, W) in channels_last memory; ``op`` is ``none``, ``up2`` (nearest ×2) or
     ``pool2`` (2×2 max-pool, stride 2; H and W must be even). Returns (B, K, H', W') in
-    channels_last memory, H' the size after ``op`` (at least 2 per side).
+    channels_last memory, H' the size after ``op`` (at least 2 per side). ``blocks``: the
+    launch configuration (default :func:`block_sizes`).
     """
     if input_op not in INPUT_OPS:
         raise ValueError(f"input_op must be one of {', '.join(INPUT_OPS)}, got {input_op!r}")
@@ -194,18 +232,18 @@ def reflect_conv3x3(
     if h < 2 or w < 2:
         raise ValueError(f"reflection padding needs at least 2x2, got {h}x{w}")
     k = w_mat.shape[1]
-    bm, bn, bk = block_sizes(c, k)
+    bl = blocks or block_sizes(c, k)
+    _check_blocks(bl, c)
     if w_mat.shape[0] != 9 * c:
         raise ValueError(f"weight matrix {tuple(w_mat.shape)} does not match {c} input channels")
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.empty((b, k, h, w), device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
     m = b * h * w
-    grid = (triton.cdiv(m, bm), triton.cdiv(k, bn))
+    grid = (triton.cdiv(m, bl.m), triton.cdiv(k, bl.n))
     _reflect_conv3x3_kernel[grid](
         x, w_mat, bias, y, m, h, w, hin, win, c, k,
-        INPUT_OPS[input_op], relu, bm, bn, bk,
-        num_warps=8 if bn == 128 else 4,  # 4 warps make one Hopper warpgroup
-        num_stages=3,
+        INPUT_OPS[input_op], relu, bl.m, bl.n, bl.k,
+        num_warps=bl.warps, num_stages=bl.stages,
     )  # fmt: skip
     return y
 
@@ -219,29 +257,31 @@ def phase_weight_matrices(weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]
     return w4.view(4, k, c, 2, 2).permute(0, 3, 4, 2, 1).reshape(4, 4 * c, k).contiguous(), bias
 
 
-def up2_phase_conv(x: Tensor, w_phases: Tensor, bias: Tensor, relu: bool) -> Tensor:
+def up2_phase_conv(
+    x: Tensor, w_phases: Tensor, bias: Tensor, relu: bool, blocks: Blocks | None = None
+) -> Tensor:
     """``conv3x3(reflect_pad1(upsample_nearest_2x(x))) + bias`` (then ReLU) in one kernel that
     computes the four output phases at the input resolution (4/9 of the multiply-adds of
     :func:`reflect_conv3x3` with ``up2``) and stores them interleaved.
 
     x: (B, C, H, W) channels_last; ``w_phases`` from :func:`phase_weight_matrices`. Returns
-    (B, K, 2H, 2W) channels_last.
+    (B, K, 2H, 2W) channels_last. ``blocks`` as in :func:`reflect_conv3x3`.
     """
     b, c, hin, win = x.shape
     k = w_phases.shape[2]
     if w_phases.shape[:2] != (4, 4 * c):
         raise ValueError(f"phase weights {tuple(w_phases.shape)} do not match {c} input channels")
-    bm, bn, bk = block_sizes(c, k)
+    bl = blocks or block_sizes(c, k)
+    _check_blocks(bl, c)
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.empty(
         (b, k, 2 * hin, 2 * win), device=x.device, dtype=x.dtype, memory_format=torch.channels_last
     )
     m = b * hin * win
-    grid = (triton.cdiv(m, bm), triton.cdiv(k, bn), 4)
+    grid = (triton.cdiv(m, bl.m), triton.cdiv(k, bl.n), 4)
     _up2_phase_conv_kernel[grid](
-        x, w_phases, bias, y, m, hin, win, c, k, relu, bm, bn, bk,
-        num_warps=8 if bn == 128 else 4,
-        num_stages=3,
+        x, w_phases, bias, y, m, hin, win, c, k, relu, bl.m, bl.n, bl.k,
+        num_warps=bl.warps, num_stages=bl.stages,
     )  # fmt: skip
     return y
 
