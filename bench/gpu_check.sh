@@ -88,7 +88,8 @@ if [ "$MODE" != profile ]; then
 say "CUDA tests (pytest -m cuda)"
 TESTS=tests
 [ "$MODE" = rehearse ] && TESTS=tests/realtime/test_engine.py
-timeout 80 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
+timeout 90 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
+    --ignore=tests/realtime/test_triton_conv.py \
     -W ignore::DeprecationWarning >"$RESULTS/gpu_pytest.log" 2>&1
 TEST_RC=$?
 say "Triton kernel tests on the device (tests/realtime/test_triton_conv.py)"

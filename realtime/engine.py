@@ -20,7 +20,9 @@ Tensor-level API (stay on the device between steps, e.g. for temporal smoothing)
 
 On CUDA the defaults are fp16, channels_last, ``torch.compile`` and one captured CUDA graph
 per frame size (measured fastest on an H100, bench/RESULTS.md); eager CUDA uses border
-padding with cuDNN's fused conv + ReLU.
+padding with cuDNN's fused conv + ReLU. On CPU: bf16 where the CPU has it natively,
+channels_last, eager oneDNN conv + ReLU, and the decoder's upsampling convs computed as four
+2×2 output phases at the low resolution (:class:`UpConv`; measured faster, bench/RESULTS.md).
 
 ``engine.content_stats_hook`` is an optional callable ``(mean, std) -> (mean, std)`` applied
 to the relu4_1 content statistics (float32, (B, 512, 1, 1)) before AdaIN (temporal ``stats``
