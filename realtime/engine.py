@@ -378,6 +378,19 @@ def _is_pointwise(m: nn.Module) -> bool:
     )
 
 
+def match_folded_pad_conv(mods: Sequence[nn.Module], i: int) -> tuple[nn.Conv2d, bool, int] | None:
+    """``(conv, relu, n)`` when ``mods[i:]`` is a 1×1 ``Conv2d`` + ``ReflectionPad2d(1)`` +
+    ``Conv2d`` (+ ``ReLU``): ``conv`` is a new conv computing both convs
+    (:func:`models.functional.fold_pointwise_into_conv`), ``n`` the modules it replaces."""
+    m = mods[i]
+    if not _is_pointwise(m) or (match := match_pad_conv(mods, i + 1)) is None:
+        return None
+    conv, relu = match
+    assert isinstance(m, nn.Conv2d) and m.bias is not None
+    w, b = Fn.fold_pointwise_into_conv(m.weight, m.bias, conv.weight, conv_bias(conv))
+    return _conv_with(w.detach(), b.detach()), relu, 4 if relu else 3
+
+
 def fuse_reflect_convs(
     seq: nn.Sequential, pad_mode: str, fused: bool = False, up_phases: bool = False
 ) -> nn.Sequential:
@@ -396,12 +409,10 @@ def fuse_reflect_convs(
         m = mods[i]
         if isinstance(m, nn.Sequential):
             layers.append(fuse_reflect_convs(m, pad_mode, fused, up_phases))
-        elif _is_pointwise(m) and (match := match_pad_conv(mods, i + 1)) is not None:
-            conv, relu = match
-            assert isinstance(m, nn.Conv2d) and m.bias is not None and conv.bias is not None
-            w, b = Fn.fold_pointwise_into_conv(m.weight, m.bias, conv.weight, conv.bias)
-            layers.append(ReflectConv(_conv_with(w.detach(), b.detach()), pad_mode, relu, fused))
-            i += 3 if relu else 2
+        elif (folded := match_folded_pad_conv(mods, i)) is not None:
+            conv, relu, used = folded
+            layers.append(ReflectConv(conv, pad_mode, relu, fused))
+            i += used - 1
         elif (
             up_phases and _is_up2_nearest(m) and (match := match_pad_conv(mods, i + 1)) is not None
         ):

@@ -27,7 +27,7 @@ import triton.language as tl
 from torch import Tensor, nn
 
 from models import functional as Fn
-from realtime.engine import conv_bias, match_pad_conv
+from realtime.engine import ReflectConv, conv_bias, match_folded_pad_conv, match_pad_conv
 
 INPUT_OPS = {"none": 0, "up2": 1, "pool2": 2}
 MIN_CHANNELS = 16  # input channels: a multiple of this (the first RGB conv stays on PyTorch)
@@ -345,12 +345,18 @@ def _kernel_fits(conv: nn.Conv2d) -> bool:
 def build_triton_net(seq: nn.Sequential, up_phases: bool = False) -> nn.Sequential:
     """Copy of ``seq`` (flattened) with every ``[pool|upsample] → pad → 3×3 conv [→ ReLU]`` whose
     input channels are a multiple of :data:`MIN_CHANNELS` as a :class:`TritonReflectConv`
-    (with ``up_phases``, the upsampling ones as a :class:`TritonUpConv`); the rest (the 1×1
-    input conv, the first RGB conv) stays as PyTorch modules."""
+    (with ``up_phases``, the upsampling ones as a :class:`TritonUpConv`); the first RGB conv,
+    with the 1×1 input conv folded into it, becomes a PyTorch :class:`ReflectConv`."""
     mods = _flatten(seq)
     out: list[nn.Module] = []
     i = 0
     while i < len(mods):
+        if (folded := match_folded_pad_conv(mods, i)) is not None:  # the encoder's RGB input
+            conv, relu, used = folded
+            fits = _kernel_fits(conv)
+            out.append(TritonReflectConv(conv, relu, "none") if fits else _torch_layer(conv, relu))
+            i += used
+            continue
         op = _input_op(mods[i])
         j = i + 1 if op else i
         match = match_pad_conv(mods, j) if j < len(mods) else None
@@ -362,6 +368,16 @@ def build_triton_net(seq: nn.Sequential, up_phases: bool = False) -> nn.Sequenti
                 out.append(TritonReflectConv(conv, relu, op or "none"))
             i = j + (3 if relu else 2)
             continue
+        if op is None and match is not None:  # a conv the kernel does not take
+            out.append(_torch_layer(copy.deepcopy(match[0]), match[1]))
+            i += 3 if match[1] else 2
+            continue
         out.append(copy.deepcopy(mods[i]))
         i += 1
     return nn.Sequential(*out)
+
+
+def _torch_layer(conv: nn.Conv2d, relu: bool) -> nn.Module:
+    """A pad + conv the Triton kernel does not take (3 input channels) as a PyTorch
+    :class:`ReflectConv`: slice-built padding, which keeps channels_last, and the fused ReLU."""
+    return ReflectConv(conv, "cat", relu, fused=True)

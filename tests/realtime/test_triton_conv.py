@@ -18,7 +18,7 @@ pytest.importorskip("triton", reason="the triton package is not installed")
 
 from models.errors import InputError
 from models.generator import untrained_generator
-from realtime.engine import EngineConfig, StylizeEngine, generator_layers
+from realtime.engine import EngineConfig, ReflectConv, StylizeEngine, generator_layers
 from realtime.triton_conv import (
     TritonReflectConv,
     TritonUpConv,
@@ -133,6 +133,10 @@ def test_network_rewrite_fuses_every_wide_layer_and_keeps_the_function():
     tenc, tdec = build_triton_net(enc), build_triton_net(dec)
     fused = [m for m in [*tenc, *tdec] if isinstance(m, TritonReflectConv)]
     assert len(fused) == 8 + 9  # every 3×3 conv but the first RGB one
+    first = tenc[0]  # the 1×1 input conv folded into it, slice padding, fused ReLU
+    assert isinstance(first, ReflectConv) and first.conv.weight.shape == (64, 3, 3, 3)
+    assert (first.pad_mode, first.relu, first.fused) == ("cat", True, True)
+    assert not any(isinstance(m, torch.nn.Conv2d | torch.nn.ReflectionPad2d) for m in tenc)
     assert [m.input_op for m in fused].count("pool2") == 3
     assert [m.input_op for m in fused].count("up2") == 3
     pdec = build_triton_net(dec, up_phases=True)
