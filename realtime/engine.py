@@ -443,6 +443,53 @@ def generator_layers(generator: CASTGenerator) -> tuple[nn.Sequential, nn.Sequen
     return enc, generator.dec_b.decoder
 
 
+class SplitInputConv(nn.Module):
+    """The encoder's first layer (pad + 3×3 conv + ReLU on the RGB image) for a bf16 engine,
+    as accurate as fp32 at bf16 speed.
+
+    bf16 keeps 8 significant bits, so both the image and the first conv's weights (the 1×1
+    input conv folded in) lose precision. Here each is split into a bf16 high part and a bf16
+    remainder, ``x ≈ xh + xl`` and ``w ≈ wh + wl``, and one 9-channel bf16 conv with fp32
+    accumulation computes ``xh·wh + xl·wh + xh·wl``. Measured on a real photo with the reference
+    fixture weights (bench/RESULTS.md): candy style, 99.88 → 99.96 % of pixels within 3 levels.
+    Takes the float32 image (B, 3, H, W); returns bf16.
+    """
+
+    def __init__(self, layer: ReflectConv) -> None:
+        super().__init__()
+        w = layer.conv.weight.detach().float()
+        wh = w.to(torch.bfloat16).float()
+        wl = (w - wh).to(torch.bfloat16).float()
+        self.conv = _conv_with(torch.cat([wh, wh, wl], dim=1), conv_bias(layer.conv).float())
+        self.relu = layer.relu
+        self.fused = layer.fused
+
+    def forward(self, x: Tensor) -> Tensor:
+        xp = F.pad(x.float().contiguous(), (1, 1, 1, 1), mode="reflect")  # NCHW: the fast pad
+        xh = xp.to(torch.bfloat16)
+        xl = (xp - xh.float()).to(torch.bfloat16)
+        x9 = torch.cat([xh, xl, xh], dim=1)  # (B, 9, H+2, W+2)
+        x9 = x9.contiguous(memory_format=suggest_format(self.conv.weight))
+        return conv_act(x9, self.conv, 0, self.relu, self.fused)
+
+
+def suggest_format(t: Tensor) -> torch.memory_format:
+    """channels_last when ``t`` (4-D) is laid out that way, else contiguous."""
+    cl = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+def split_input_layer(enc: nn.Sequential) -> nn.Sequential:
+    """``enc`` with its first layer (a :class:`ReflectConv`, possibly inside nested
+    Sequentials) as a :class:`SplitInputConv`."""
+    first, rest = enc[0], list(enc)[1:]
+    if isinstance(first, nn.Sequential):
+        return nn.Sequential(split_input_layer(first), *rest)
+    if not isinstance(first, ReflectConv):
+        raise ValueError(f"the encoder starts with {type(first).__name__}, not a ReflectConv")
+    return nn.Sequential(SplitInputConv(first), *rest)
+
+
 def build_inference_net(
     generator: CASTGenerator, pad_mode: str, fused: bool = False, up_phases: bool = False
 ) -> tuple[nn.Sequential, nn.Sequential]:
@@ -593,6 +640,7 @@ class StylizeEngine:
         self.up_phases = up == "phases" or (up == "auto" and not cuda)
         if self.conv_impl == "triton":  # padding, upsampling and ReLU happen inside its kernels
             self.pad_mode, self.fused = "module", False
+        self.split_input = self.dtype == torch.bfloat16  # see SplitInputConv
         graph = self.config.cuda_graph
         self.use_graph = cuda and (
             graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
@@ -621,6 +669,8 @@ class StylizeEngine:
                 self.generator, self.pad_mode, self.fused, self.up_phases
             )
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        if self.split_input:
+            enc = split_input_layer(enc)
         enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         self._enc_module, self._dec_module = enc, dec
@@ -655,6 +705,7 @@ class StylizeEngine:
             " conv=triton" if self.conv_impl == "triton" else "+fused-relu" if self.fused else ""
         )
         fused += " up=phases" if self.up_phases else ""
+        fused += " split-input" if self.split_input else ""
         graph = ", cuda-graph" if self.use_graph else ""
         return (
             f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}"
@@ -798,7 +849,8 @@ class StylizeEngine:
         )
         padded, pads = Fn.pad_to_multiple(work, 8)  # (B, 3, H8, W8)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        padded = padded.to(dtype=self.dtype).contiguous(memory_format=fmt)
+        if not self.split_input:  # SplitInputConv takes the float32 image as it is
+            padded = padded.to(dtype=self.dtype).contiguous(memory_format=fmt)
         feat = self._encoder(padded)  # (B, 512, H8/8, W8/8)
         f32 = feat.float()
         c_mean, c_std = Fn.channel_mean_std(f32)  # (B, 512, 1, 1) each
