@@ -232,6 +232,13 @@ def replicate_pad1(x: Tensor) -> Tensor:
     return torch.cat([x[..., :1], x, x[..., -1:]], dim=3)  # (B, C, H+2, W+2)
 
 
+def memory_format_of(t: Tensor) -> torch.memory_format:
+    """``channels_last`` when the 4-D ``t`` is laid out that way (and not also contiguous),
+    else ``contiguous_format``."""
+    cl = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
+
 def interleave_phases(z: Tensor) -> Tensor:
     """(B, 4·O, H+1, W+1) phase outputs of a 2×2 conv over a replicate-padded (H, W) input
     → the (B, O, 2H, 2W) image: output pixel (2i+a, 2j+b) is phase (a, b) at (i+a, j+b).
@@ -240,11 +247,7 @@ def interleave_phases(z: Tensor) -> Tensor:
     """
     b, c4, h1, w1 = z.shape
     o, h, w = c4 // 4, h1 - 1, w1 - 1
-    fmt = (
-        torch.channels_last
-        if z.is_contiguous(memory_format=torch.channels_last) and not z.is_contiguous()
-        else torch.contiguous_format
-    )
+    fmt = memory_format_of(z)
     y = torch.empty((b, o, 2 * h, 2 * w), dtype=z.dtype, device=z.device, memory_format=fmt)
     for a in range(2):
         for c in range(2):

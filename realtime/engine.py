@@ -469,14 +469,8 @@ class SplitInputConv(nn.Module):
         xh = xp.to(torch.bfloat16)
         xl = (xp - xh.float()).to(torch.bfloat16)
         x9 = torch.cat([xh, xl, xh], dim=1)  # (B, 9, H+2, W+2)
-        x9 = x9.contiguous(memory_format=suggest_format(self.conv.weight))
+        x9 = x9.contiguous(memory_format=Fn.memory_format_of(self.conv.weight))
         return conv_act(x9, self.conv, 0, self.relu, self.fused)
-
-
-def suggest_format(t: Tensor) -> torch.memory_format:
-    """channels_last when ``t`` (4-D) is laid out that way, else contiguous."""
-    cl = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-    return torch.channels_last if cl else torch.contiguous_format
 
 
 def split_input_layer(enc: nn.Sequential) -> nn.Sequential:
