@@ -56,7 +56,7 @@ from models.style_code import StyleCode
 
 StatsHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "mixed")
 PAD_MODES = ("auto", "module", "cat", "border")
 FUSE_MODES = ("auto", "on", "off")
 GRAPH_MODES = ("auto", "on", "off")
@@ -95,7 +95,9 @@ class EngineConfig:
     """How the engine runs.
 
     ``resolution``: processing shorter side in pixels (0: native). ``precision``: fp32, bf16,
-    fp16 or auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32).
+    fp16, auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32) or mixed (an fp32
+    encoder, whose AdaIN statistics stay exact on flat content, and a bf16 decoder on CPU or
+    fp16 on CUDA).
     ``channels_last``: None picks it (on for CPU and for reduced precision on CUDA).
     ``pad_mode``: how the reflection padding before each 3×3 conv is done (see
     :class:`ReflectConv`): ``module``, ``cat``, ``border`` or ``auto`` (border for eager
@@ -209,6 +211,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         if device.type == "cpu" and precision == "fp16":
             raise InputError("precision fp16 is not supported on CPU; use bf16 or fp32")
+        if device.type == "cpu" and precision == "mixed" and not cpu_bf16_supported():
+            raise InputError("precision mixed needs a CPU with native bf16; use fp32")
         return precision
     if device.type == "cuda":
         return "fp16"
@@ -603,7 +607,10 @@ class StylizeEngine:
         if self.config.threads and self.device.type == "cpu":
             torch.set_num_threads(self.config.threads)
         self.precision = resolve_precision(self.config.precision, self.device)
-        self.dtype = _DTYPES[self.precision]
+        # mixed: fp32 encoder, reduced-precision decoder (fp16 on CUDA, bf16 on CPU)
+        half = "fp16" if self.device.type == "cuda" else "bf16"
+        self.enc_dtype = _DTYPES["fp32" if self.precision == "mixed" else self.precision]
+        self.dtype = _DTYPES[half if self.precision == "mixed" else self.precision]
         cl = self.config.channels_last
         if cl is None:  # measured faster on CPU at every precision (pooling, padding in NHWC)
             cl = self.device.type == "cpu" or self.precision != "fp32"
@@ -634,7 +641,7 @@ class StylizeEngine:
         self.up_phases = up == "phases" or (up == "auto" and not cuda)
         if self.conv_impl == "triton":  # padding, upsampling and ReLU happen inside its kernels
             self.pad_mode, self.fused = "module", False
-        self.split_input = self.dtype == torch.bfloat16  # see SplitInputConv
+        self.split_input = self.enc_dtype == torch.bfloat16  # see SplitInputConv
         graph = self.config.cuda_graph
         self.use_graph = cuda and (
             graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
@@ -665,7 +672,7 @@ class StylizeEngine:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.split_input:
             enc = split_input_layer(enc)
-        enc = enc.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
+        enc = enc.to(device=self.device, dtype=self.enc_dtype).to(memory_format=fmt)
         dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
         self._enc_module, self._dec_module = enc, dec
         self._encoder: Callable[[Tensor], Tensor] = enc
@@ -844,7 +851,7 @@ class StylizeEngine:
         padded, pads = Fn.pad_to_multiple(work, 8)  # (B, 3, H8, W8)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         if not self.split_input:  # SplitInputConv takes the float32 image as it is
-            padded = padded.to(dtype=self.dtype).contiguous(memory_format=fmt)
+            padded = padded.to(dtype=self.enc_dtype).contiguous(memory_format=fmt)
         feat = self._encoder(padded)  # (B, 512, H8/8, W8/8)
         f32 = feat.float()
         c_mean, c_std = Fn.channel_mean_std(f32)  # (B, 512, 1, 1) each

@@ -476,7 +476,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         default="fp32,auto",
-        help="comma-separated engine precisions: auto, fp32, bf16, fp16 (default fp32,auto)",
+        help="comma-separated engine precisions: auto, fp32, bf16, fp16, mixed (default fp32,auto)",
     )
     p.add_argument(
         "--compile",

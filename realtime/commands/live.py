@@ -398,7 +398,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="stylize at this shorter side and scale back (0: full size)",
     )
-    p.add_argument("--precision", help="engine precision: auto (default), fp32, bf16, fp16")
+    p.add_argument("--precision", help="engine precision: auto (default), fp32, bf16, fp16, mixed")
     p.add_argument(
         "--compile",
         help="torch.compile mode for the engine: auto (default: compiled on CUDA, off on "
