@@ -60,6 +60,9 @@ fi
 if [ "$MODE" = dry ]; then
     say "dry run: python $($PY -c 'import sys; print(sys.version.split()[0])'), torch $($PY -c 'import torch; print(torch.__version__)')"
     $PY -m pytest tests/realtime/test_engine.py -q -m cuda -p no:cacheprovider || exit 1
+    if $PY -c 'import triton' 2>/dev/null; then  # the Triton kernels compile for an H100
+        env -u TRITON_INTERPRET $PY bench/triton_aot.py | tail -n 3 || exit 1
+    fi
     $PY -m realtime.cli bench --untrained --device cpu --sizes 32x24 --repeats 1 \
         --variant precision=fp32,pad_mode=border,fuse_relu=on --variant precision=fp32,cuda_graph=on \
         --json "${OUT:-$(mktemp -d)}/gpu_check_dry.json" || exit 1

@@ -286,6 +286,50 @@ def up2_phase_conv(
     return y
 
 
+_TRITON_TYPES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
+
+
+def compile_ahead(
+    kernel: str,
+    dtype: torch.dtype,
+    c: int,
+    k: int,
+    relu: bool,
+    input_op: str = "none",
+    blocks: Blocks | None = None,
+    arch: int = 90,
+) -> object:
+    """Compile one kernel specialisation for an NVIDIA GPU of compute capability ``arch``
+    (90: H100) without a GPU, as the JIT would on the card: ``kernel`` is ``reflect`` or
+    ``phases``, pointers 16-byte aligned and the channel counts marked divisible by 16 where
+    they are (the JIT specialises on that). Returns Triton's compiled kernel (its ``asm``
+    holds the PTX, its ``metadata.shared`` the shared memory per block)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    bl = blocks or block_sizes(c, k)
+    t = f"*{_TRITON_TYPES[dtype]}"
+    ptrs = {"x_ptr": t, "w_ptr": t, "b_ptr": t, "y_ptr": t}
+    if kernel == "reflect":
+        fn = _reflect_conv3x3_kernel
+        ints = ["M", "H", "W", "HIN", "WIN", "C", "K"]
+        consts = {"INPUT_OP": INPUT_OPS[input_op], "RELU": relu}
+    elif kernel == "phases":
+        fn = _up2_phase_conv_kernel
+        ints = ["M", "HIN", "WIN", "C", "K"]
+        consts = {"RELU": relu}
+    else:
+        raise ValueError(f"kernel must be reflect or phases, got {kernel!r}")
+    consts |= {"BLOCK_M": bl.m, "BLOCK_N": bl.n, "BLOCK_K": bl.k}
+    signature = ptrs | dict.fromkeys(ints, "i32") | dict.fromkeys(consts, "constexpr")
+    names = list(signature)
+    divisible = [*ptrs, *(n for n, v in (("C", c), ("K", k)) if v % 16 == 0)]
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in divisible}
+    src = ASTSource(fn=fn, signature=signature, constexprs=consts, attrs=attrs)
+    options = {"num_warps": bl.warps, "num_stages": bl.stages}
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
+
+
 class TritonReflectConv(nn.Module):
     """``[MaxPool2d(2) | Upsample(2)] → ReflectionPad2d(1) → Conv2d(3×3) [→ ReLU]`` as one
     Triton kernel (see :func:`reflect_conv3x3`)."""
