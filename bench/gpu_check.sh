@@ -96,7 +96,7 @@ timeout 90 $PY -m pytest "$TESTS" -m cuda -q -p no:cacheprovider --continue-on-c
     -W ignore::DeprecationWarning >"$RESULTS/gpu_pytest.log" 2>&1
 TEST_RC=$?
 say "Triton kernel tests on the device (tests/realtime/test_triton_conv.py)"
-timeout 90 $PY -m pytest tests/realtime/test_triton_conv.py -q -p no:cacheprovider \
+timeout 90 $PY -m pytest tests/realtime/test_triton_conv.py -q -p no:cacheprovider -m "not slow" \
     >>"$RESULTS/gpu_pytest.log" 2>&1 || TEST_RC=1
 [ "$MODE" = rehearse ] && TEST_RC=0
 tail -n 15 "$RESULTS/gpu_pytest.log"
