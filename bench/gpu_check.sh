@@ -172,5 +172,22 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("gpu_*.json")):
               f"{r['warmup_s']:.1f} | {r['peak_mib']:.0f} | {r['speedup']:.1f}")
     for x in d.get("failures", []):
         print("FAILED", x[:200])
+    # issue 3's goals (batch 1): the best engine row per size, frame ms and GPU ms
+    goals = {"1920x1080": 4.0, "1280x720": 2.0, "3840x2160": 16.0}
+    eng = [r for r in d["rows"] if not r["variant"].startswith("naive")]
+    if d["batch"] == 1 and any(r["size"] in goals for r in eng):
+        print("goal | best variant | frame ms | GPU ms | met (frame / GPU)")
+        for size, goal in goals.items():
+            rows = [r for r in eng if r["size"] == size]
+            if rows:
+                b = min(rows, key=lambda r: r["median_ms"])
+                v = b["variant"].replace("engine ", "").split(" [")[0]
+                print(f"{size} <= {goal} ms | {v} | {b['median_ms']:.2f} | {b['gpu_ms']:.2f} | "
+                      f"{'yes' if b['median_ms'] <= goal else 'no'} / "
+                      f"{'yes' if 0 < b['gpu_ms'] <= goal else 'no'}")
+        best = [r for r in eng if r["size"] == "1920x1080"]
+        if best:
+            b = max(best, key=lambda r: r["speedup"])
+            print(f">= 10x naive at 1080p | {b['speedup']:.1f}x | {'yes' if b['speedup'] >= 10 else 'no'}")
 PYEOF
 exit "$TEST_RC"
