@@ -136,45 +136,31 @@ class EngineConfig:
     upsample_conv: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise InputError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
-        if self.pad_mode not in PAD_MODES:
-            raise InputError(
-                f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}"
-            )
-        if self.fuse_relu not in FUSE_MODES:
-            raise InputError(
-                f"fuse_relu must be one of {', '.join(FUSE_MODES)}, got {self.fuse_relu!r}"
-            )
-        if self.cuda_graph not in GRAPH_MODES:
-            raise InputError(
-                f"cuda_graph must be one of {', '.join(GRAPH_MODES)}, got {self.cuda_graph!r}"
-            )
-        if self.conv_impl not in CONV_IMPLS:
-            raise InputError(
-                f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {self.conv_impl!r}"
-            )
-        if self.upsample_conv not in UPCONV_MODES:
-            raise InputError(
-                f"upsample_conv must be one of {', '.join(UPCONV_MODES)}, "
-                f"got {self.upsample_conv!r}"
-            )
+        for name, allowed in (
+            ("precision", PRECISIONS),
+            ("pad_mode", PAD_MODES),
+            ("fuse_relu", FUSE_MODES),
+            ("cuda_graph", GRAPH_MODES),
+            ("conv_impl", CONV_IMPLS),
+            ("upsample_conv", UPCONV_MODES),
+        ):
+            self._check_choice(name, allowed)
         if self.conv_impl == "triton" and self.compile not in ("auto", "off"):
             raise InputError("conv_impl=triton runs its own kernels; use it with compile=off")
         if self.cuda_graph == "on" and self.compile == "reduce-overhead":
             raise InputError(
                 "cuda_graph=on and compile=reduce-overhead both capture CUDA graphs; pick one"
             )
-        if self.compile not in COMPILE_MODES:
-            raise InputError(
-                f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}"
-            )
+        self._check_choice("compile", COMPILE_MODES)
         if self.resolution < 0:
             raise InputError(f"resolution must be >= 0 (0: native), got {self.resolution}")
         if self.threads < 0:
             raise InputError(f"threads must be >= 0 (0: all cores), got {self.threads}")
+
+    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in allowed:
+            raise InputError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def cpu_bf16_supported() -> bool:
@@ -362,7 +348,8 @@ def _conv_with(weight: Tensor, bias: Tensor) -> nn.Conv2d:
     return conv
 
 
-def _is_up2_nearest(m: nn.Module) -> bool:
+def is_up2_nearest(m: nn.Module) -> bool:
+    """Whether ``m`` is a nearest-neighbour ×2 ``Upsample``."""
     return (
         isinstance(m, nn.Upsample)
         and m.mode == "nearest"
@@ -417,9 +404,7 @@ def fuse_reflect_convs(
             conv, relu, used = folded
             layers.append(ReflectConv(conv, pad_mode, relu, fused))
             i += used - 1
-        elif (
-            up_phases and _is_up2_nearest(m) and (match := match_pad_conv(mods, i + 1)) is not None
-        ):
+        elif up_phases and is_up2_nearest(m) and (match := match_pad_conv(mods, i + 1)) is not None:
             conv, relu = match
             layers.append(UpConv(conv, relu, fused))
             i += 3 if relu else 2

@@ -27,7 +27,13 @@ import triton.language as tl
 from torch import Tensor, nn
 
 from models import functional as Fn
-from realtime.engine import ReflectConv, conv_bias, match_folded_pad_conv, match_pad_conv
+from realtime.engine import (
+    ReflectConv,
+    conv_bias,
+    is_up2_nearest,
+    match_folded_pad_conv,
+    match_pad_conv,
+)
 
 INPUT_OPS = {"none": 0, "up2": 1, "pool2": 2}
 MIN_CHANNELS = 16  # input channels: a multiple of this (the first RGB conv stays on PyTorch)
@@ -371,7 +377,7 @@ def _input_op(m: nn.Module) -> str | None:
     """``pool2`` / ``up2`` for the pooling and upsampling layers the kernel can absorb."""
     if isinstance(m, nn.MaxPool2d) and m.kernel_size in (2, (2, 2)) and m.stride in (2, (2, 2)):
         return "pool2" if m.padding in (0, (0, 0)) and m.dilation in (1, (1, 1)) else None
-    if isinstance(m, nn.Upsample) and m.mode == "nearest" and m.scale_factor in (2, 2.0):
+    if is_up2_nearest(m):
         return "up2"
     return None
 
