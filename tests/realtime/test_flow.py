@@ -19,11 +19,7 @@ from realtime.flow import (
     warp,
     warp_torch,
 )
-from tests.realtime.textures import textured
-
-
-def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    return np.roll(np.roll(img, dy, axis=0), dx, axis=1)
+from tests.realtime.textures import shifted, textured
 
 
 def test_dis_follows_the_opencv_convention() -> None:

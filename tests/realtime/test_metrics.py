@@ -15,11 +15,7 @@ from realtime.metrics import (
     psnr_from_mse,
     ssim_map,
 )
-from tests.realtime.textures import textured
-
-
-def shifted(img: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    return np.roll(np.roll(img, dy, axis=0), dx, axis=1)
+from tests.realtime.textures import shifted, textured
 
 
 def pan(n: int = 5, step: int = 3) -> list[np.ndarray]:

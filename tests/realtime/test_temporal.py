@@ -24,11 +24,7 @@ from realtime.temporal import (
     TorchBlend,
     make_strategy,
 )
-from tests.realtime.textures import textured
-
-
-def shifted(img: np.ndarray, dx: int, dy: int = 0) -> np.ndarray:
-    return np.roll(np.roll(img, dy, axis=0), dx, axis=1)
+from tests.realtime.textures import shifted, textured
 
 
 def code(value: float = 0.0) -> StyleCode:
