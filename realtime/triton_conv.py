@@ -204,9 +204,12 @@ CANDIDATES: tuple[Blocks, ...] = (  # alternatives bench/triton_tune.py times pe
 )
 
 
-def _check_blocks(blocks: Blocks, c: int) -> None:
-    if blocks.k > c or c % blocks.k or min(blocks.m, blocks.n, blocks.k) < 16:
-        raise ValueError(f"blocks {tuple(blocks)} do not fit {c} input channels")
+def _launch_blocks(blocks: Blocks | None, c: int, k: int) -> Blocks:
+    """``blocks``, or :func:`block_sizes` when None, checked against C input channels."""
+    bl = blocks or block_sizes(c, k)
+    if bl.k > c or c % bl.k or min(bl.m, bl.n, bl.k) < 16:
+        raise ValueError(f"blocks {tuple(bl)} do not fit {c} input channels")
+    return bl
 
 
 def reflect_conv3x3(
@@ -238,8 +241,7 @@ def reflect_conv3x3(
     if h < 2 or w < 2:
         raise ValueError(f"reflection padding needs at least 2x2, got {h}x{w}")
     k = w_mat.shape[1]
-    bl = blocks or block_sizes(c, k)
-    _check_blocks(bl, c)
+    bl = _launch_blocks(blocks, c, k)
     if w_mat.shape[0] != 9 * c:
         raise ValueError(f"weight matrix {tuple(w_mat.shape)} does not match {c} input channels")
     x = x.contiguous(memory_format=torch.channels_last)
@@ -277,8 +279,7 @@ def up2_phase_conv(
     k = w_phases.shape[2]
     if w_phases.shape[:2] != (4, 4 * c):
         raise ValueError(f"phase weights {tuple(w_phases.shape)} do not match {c} input channels")
-    bl = blocks or block_sizes(c, k)
-    _check_blocks(bl, c)
+    bl = _launch_blocks(blocks, c, k)
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.empty(
         (b, k, 2 * hin, 2 * win), device=x.device, dtype=x.dtype, memory_format=torch.channels_last
@@ -313,23 +314,24 @@ def compile_ahead(
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    bl = blocks or block_sizes(c, k)
-    t = f"*{_TRITON_TYPES[dtype]}"
-    ptrs = {"x_ptr": t, "w_ptr": t, "b_ptr": t, "y_ptr": t}
+    bl = _launch_blocks(blocks, c, k)
     if kernel == "reflect":
         fn = _reflect_conv3x3_kernel
-        ints = ["M", "H", "W", "HIN", "WIN", "C", "K"]
-        consts = {"INPUT_OP": INPUT_OPS[input_op], "RELU": relu}
+        consts: dict[str, int | bool] = {"INPUT_OP": INPUT_OPS[input_op], "RELU": relu}
     elif kernel == "phases":
         fn = _up2_phase_conv_kernel
-        ints = ["M", "HIN", "WIN", "C", "K"]
         consts = {"RELU": relu}
     else:
         raise ValueError(f"kernel must be reflect or phases, got {kernel!r}")
     consts |= {"BLOCK_M": bl.m, "BLOCK_N": bl.n, "BLOCK_K": bl.k}
-    signature = ptrs | dict.fromkeys(ints, "i32") | dict.fromkeys(consts, "constexpr")
-    names = list(signature)
-    divisible = [*ptrs, *(n for n, v in (("C", c), ("K", k)) if v % 16 == 0)]
+    # the kernel's own parameter list: pointers to dtype, the constexprs, the rest int32
+    names = fn.arg_names
+    ptr = f"*{_TRITON_TYPES[dtype]}"
+    signature = {
+        n: ptr if n.endswith("_ptr") else "constexpr" if n in consts else "i32" for n in names
+    }
+    sizes = {"C": c, "K": k}
+    divisible = [n for n in names if n.endswith("_ptr") or sizes.get(n, 1) % 16 == 0]
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in divisible}
     src = ASTSource(fn=fn, signature=signature, constexprs=consts, attrs=attrs)
     options = {"num_warps": bl.warps, "num_stages": bl.stages}
