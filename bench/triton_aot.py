@@ -33,10 +33,9 @@ def main() -> int:
         return 1
     from models.generator import untrained_generator
     from realtime import triton_conv as tc
-    from realtime.engine import generator_layers
 
-    enc, dec = generator_layers(untrained_generator(seed=0, with_photo_decoder=False))
-    layers = [*tc.build_triton_net(enc), *tc.build_triton_net(dec), *tc.build_triton_net(dec, True)]
+    nets = tc.triton_networks(untrained_generator(seed=0, with_photo_decoder=False))
+    layers = [m for net in nets.values() for m in net]
     keys: list[tuple[str, int, int, bool, str]] = []
     for m in layers:
         if isinstance(m, tc.TritonReflectConv):

@@ -36,7 +36,6 @@ from models import functional as Fn
 from models.errors import InputError
 from models.generator import untrained_generator
 from realtime.commands.bench import parse_sizes
-from realtime.engine import generator_layers
 
 
 @dataclass
@@ -96,12 +95,7 @@ def main() -> int:
 
     dev = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.precision]
-    enc_layers, dec_layers = generator_layers(untrained_generator(0, with_photo_decoder=False))
-    nets = {
-        "encoder": tc.build_triton_net(enc_layers),
-        "decoder": tc.build_triton_net(dec_layers),
-        "decoder-phases": tc.build_triton_net(dec_layers, up_phases=True),
-    }
+    nets = tc.triton_networks(untrained_generator(0, with_photo_decoder=False))
     # the input of every Triton layer, recorded on one run of the network at this size
     calls: dict[tuple[object, ...], tuple[nn.Module, Tensor, Counter[str]]] = {}
 

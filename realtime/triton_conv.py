@@ -27,9 +27,11 @@ import triton.language as tl
 from torch import Tensor, nn
 
 from models import functional as Fn
+from models.generator import CASTGenerator
 from realtime.engine import (
     ReflectConv,
     conv_bias,
+    generator_layers,
     is_up2_nearest,
     match_folded_pad_conv,
     match_pad_conv,
@@ -433,3 +435,14 @@ def _torch_layer(conv: nn.Conv2d, relu: bool) -> nn.Module:
     """A pad + conv the Triton kernel does not take (3 input channels) as a PyTorch
     :class:`ReflectConv`: slice-built padding, which keeps channels_last, and the fused ReLU."""
     return ReflectConv(conv, "cat", relu, fused=True)
+
+
+def triton_networks(generator: CASTGenerator) -> dict[str, nn.Sequential]:
+    """The generator's encoder, decoder and phase decoder as Triton networks (for the
+    benchmark and compile scripts that look at every layer)."""
+    enc, dec = generator_layers(generator)
+    return {
+        "encoder": build_triton_net(enc),
+        "decoder": build_triton_net(dec),
+        "decoder-phases": build_triton_net(dec, up_phases=True),
+    }
