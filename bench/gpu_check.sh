@@ -162,13 +162,14 @@ say "done (pytest exit code $TEST_RC); JSON and logs in $RESULTS"
 # limit still shows what it measured): median ms, device ms, warm-up, peak, speed-up
 $PY - "$RESULTS" <<'PYEOF'
 import json, pathlib, sys
+def label(r):
+    return r["variant"].replace("engine ", "").split(" [")[0]
 for f in sorted(pathlib.Path(sys.argv[1]).glob("gpu_*.json")):
     d = json.loads(f.read_text())
     print(f"--- {f.stem} ({d['machine'].get('gpu', d['machine']['cpu'])}, batch {d['batch']})")
     print("size | variant | frame ms | GPU ms | TFLOP/s | warm-up s | peak MiB | x naive")
     for r in d["rows"]:
-        v = r["variant"].replace("engine ", "").split(" [")[0]
-        print(f"{r['size']} | {v} | {r['median_ms']:.2f} | {r['gpu_ms']:.2f} | {r['tflops']:.0f} | "
+        print(f"{r['size']} | {label(r)} | {r['median_ms']:.2f} | {r['gpu_ms']:.2f} | {r['tflops']:.0f} | "
               f"{r['warmup_s']:.1f} | {r['peak_mib']:.0f} | {r['speedup']:.1f}")
     for x in d.get("failures", []):
         print("FAILED", x[:200])
@@ -181,8 +182,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("gpu_*.json")):
             rows = [r for r in eng if r["size"] == size]
             if rows:
                 b = min(rows, key=lambda r: r["median_ms"])
-                v = b["variant"].replace("engine ", "").split(" [")[0]
-                print(f"{size} <= {goal} ms | {v} | {b['median_ms']:.2f} | {b['gpu_ms']:.2f} | "
+                print(f"{size} <= {goal} ms | {label(b)} | {b['median_ms']:.2f} | {b['gpu_ms']:.2f} | "
                       f"{'yes' if b['median_ms'] <= goal else 'no'} / "
                       f"{'yes' if 0 < b['gpu_ms'] <= goal else 'no'}")
         best = [r for r in eng if r["size"] == "1920x1080"]
