@@ -6,6 +6,7 @@ Every function here is stateless and works on any device and dtype. Shapes are n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -266,3 +267,48 @@ def up2_conv3(x: Tensor, phase_weight: Tensor, phase_bias: Tensor) -> Tensor:
     """
     z = F.conv2d(replicate_pad1(x), phase_weight, phase_bias)  # (B, 4·O, H+1, W+1)
     return interleave_phases(z)
+
+
+# --- centred activations (reduced-precision encoder, see realtime.engine.CentredEncoder) -------
+
+
+def subsampled_channel_mean(x: Tensor, stride: int = 4) -> Tensor:
+    """Float32 per-channel mean (C,) of (B, C, H, W) over the batch and every ``stride``-th
+    row and column: a cheap estimate of the channel means (1/stride² of the reads)."""
+    return x[:, :, ::stride, ::stride].float().mean(dim=(0, 2, 3))
+
+
+def round_to_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` (float32 or float64) rounded to a nearby value exactly representable in ``dtype`` (the nearest,
+    but for a rare step further where ``log2`` misses a power of two; no overflow handling).
+
+    Plain arithmetic in ``x``'s dtype, unlike ``x.to(dtype).float()``: torch.compile's Inductor drops
+    such a cast round trip inside a fused kernel unless told to emulate it.
+    """
+    info = torch.finfo(dtype)
+    mantissa_bits = round(-math.log2(info.eps))  # stored bits: 7 for bf16, 10 for fp16
+    lowest = math.log2(info.smallest_normal) - mantissa_bits  # the smallest subnormal's
+    exponent = torch.floor(torch.log2(x.abs().clamp_min(info.smallest_normal)))
+    step = torch.exp2((exponent - mantissa_bits).clamp_min(lowest))
+    return torch.round(x / step) * step
+
+
+def centred_conv_terms(
+    weight_sum: Tensor, bias: Tensor, offset: Tensor, mean: Tensor, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Bias and output offset of a conv applied to an activation held as ``a = s + offset``.
+
+    The activation is a reduced-precision remainder ``s`` (B, C, H, W) around a per-channel
+    float32 ``offset`` (C,), whose mean is about ``mean`` (C,). A conv with weights W (O, C,
+    kh, kw) and ``bias`` (O,) computes ``W∗a + b = W∗s + weight_sum @ offset + b``, where
+    ``weight_sum`` (O, C) is W summed over its taps: exact with reflection padding, which maps
+    a constant image to itself.
+
+    Returns ``(bias', out_offset)``, both (O,) in the terms' float dtype: run the conv on
+    ``s`` with ``bias'`` and the true output is the result plus ``out_offset``. That is the
+    estimated output mean rounded to ``dtype`` (:func:`round_to_dtype`), so the remainder
+    stays small (its rounding error is relative to the channel's variation, not to its
+    level) and ``-out_offset``, the ReLU's threshold for the remainder, is exact in ``dtype``.
+    """
+    out_offset = round_to_dtype(weight_sum @ (mean + offset) + bias, dtype)
+    return weight_sum @ offset + bias - out_offset, out_offset

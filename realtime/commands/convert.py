@@ -739,7 +739,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         choices=PRECISIONS,
         help="engine precision (default: fp16 on CUDA, fp32 on CPU; auto also picks bf16 on "
-        "CPUs with native bf16; mixed: fp32 encoder, bf16/fp16 decoder, for flat content)",
+        "CPUs with native bf16; mixed: fp32 encoder, exact AdaIN statistics, bf16/fp16 decoder)",
     )
     p.add_argument(
         "--compile",

@@ -154,3 +154,46 @@ def test_up2_conv3_keeps_channels_last() -> None:
     assert got.is_contiguous(memory_format=torch.channels_last)
     want = conv(F.pad(F.interpolate(x, scale_factor=2.0), (1, 1, 1, 1), mode="reflect"))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_subsampled_channel_mean_reads_every_stride_th_pixel() -> None:
+    x = torch.randn(2, 5, 9, 11).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    full = Fn.subsampled_channel_mean(x, stride=1)
+    assert full.dtype == torch.float32 and full.shape == (5,)
+    torch.testing.assert_close(full, x.float().mean(dim=(0, 2, 3)))
+    want = x.float()[:, :, ::4, ::4].mean(dim=(0, 2, 3))
+    torch.testing.assert_close(Fn.subsampled_channel_mean(x, stride=4), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_round_to_dtype_lands_on_values_of_the_dtype(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(1)
+    scale = torch.exp2(torch.randint(-20, 14, (20000,), generator=g).float())
+    x = torch.randn(20000, generator=g) * scale
+    x = torch.cat([x, torch.tensor([0.0, 1.0, -2.0, 3.0, 255.9, 2.0**-30])])
+    got = Fn.round_to_dtype(x, dtype)
+    assert torch.equal(got.to(dtype).float(), got)  # exactly representable
+    assert (got == x.to(dtype).float()).float().mean() >= 0.999  # the nearest, almost always
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_centred_conv_terms_shift_a_reflect_padded_conv_exactly(dtype: torch.dtype) -> None:
+    """conv(pad(s + offset)) + b = conv(pad(s)) + bias' + out_offset, for any offset; the
+    out_offset is near the output's mean and exact in ``dtype`` (so is the ReLU threshold)."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(5, generator=g, dtype=torch.float64)
+    s = torch.randn(2, 4, 6, 7, generator=g, dtype=torch.float64)
+    offset = 20 * torch.randn(4, generator=g, dtype=torch.float64)
+    mean = Fn.subsampled_channel_mean(s, stride=2)
+    bias, out_offset = Fn.centred_conv_terms(w.sum(dim=(2, 3)), b, offset, mean, dtype)
+
+    def conv(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), w, bias)
+
+    want = conv(s + offset.view(1, -1, 1, 1), b)
+    got = conv(s, bias) + out_offset.view(1, -1, 1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-10)
+    assert torch.equal(out_offset.to(dtype).double(), out_offset)
+    spread = want.std(dim=(0, 2, 3))
+    assert ((want.mean(dim=(0, 2, 3)) - out_offset).abs() < spread).all()
