@@ -279,12 +279,20 @@ def subsampled_channel_mean(x: Tensor, stride: int = 4) -> Tensor:
 
 
 def round_to_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """``x`` (float32 or float64) rounded to a nearby value exactly representable in ``dtype`` (the nearest,
-    but for a rare step further where ``log2`` misses a power of two; no overflow handling).
+    """``x`` (float32 or float64) rounded to a nearby value exactly representable in ``dtype``.
 
-    Plain arithmetic in ``x``'s dtype, unlike ``x.to(dtype).float()``: torch.compile's Inductor drops
-    such a cast round trip inside a fused kernel unless told to emulate it.
+    Eagerly a cast there and back; under torch.compile :func:`round_to_dtype_arith`, because
+    Inductor drops such a cast pair inside a fused kernel unless told to emulate it.
     """
+    if torch.compiler.is_compiling():
+        return round_to_dtype_arith(x, dtype)
+    return x.to(dtype).to(x.dtype)
+
+
+def round_to_dtype_arith(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """:func:`round_to_dtype` with plain arithmetic in ``x``'s dtype: the nearest value of
+    ``dtype``, but for a rare step further where ``log2`` misses a power of two (no
+    overflow handling)."""
     info = torch.finfo(dtype)
     mantissa_bits = round(-math.log2(info.eps))  # stored bits: 7 for bf16, 10 for fp16
     lowest = math.log2(info.smallest_normal) - mantissa_bits  # the smallest subnormal's
@@ -294,21 +302,30 @@ def round_to_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def centred_conv_terms(
-    weight_sum: Tensor, bias: Tensor, offset: Tensor, mean: Tensor, dtype: torch.dtype
+    weight_sum: Tensor,
+    bias: Tensor,
+    offset: Tensor,
+    mean: Tensor,
+    dtype: torch.dtype,
+    phases: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """Bias and output offset of a conv applied to an activation held as ``a = s + offset``.
 
     The activation is a reduced-precision remainder ``s`` (B, C, H, W) around a per-channel
-    float32 ``offset`` (C,), whose mean is about ``mean`` (C,). A conv with weights W (O, C,
-    kh, kw) and ``bias`` (O,) computes ``W∗a + b = W∗s + weight_sum @ offset + b``, where
-    ``weight_sum`` (O, C) is W summed over its taps: exact with reflection padding, which maps
-    a constant image to itself.
+    float32 ``offset`` (C,), whose mean is about ``mean`` (C,). A conv with weights W (P·O, C,
+    kh, kw) and ``bias`` (P·O,) computes ``W∗a + b = W∗s + weight_sum @ offset + b``, where
+    ``weight_sum`` (P·O, C) is W summed over its taps: exact with reflection or replicate
+    padding, which map a constant image to itself. ``phases`` P > 1: the conv's channels are
+    P phase-major groups of the same O output channels (:func:`up2_conv3`), which share one
+    output offset.
 
-    Returns ``(bias', out_offset)``, both (O,) in the terms' float dtype: run the conv on
+    Returns ``(bias', out_offset)``, (P·O,) and (O,) in the terms' float dtype: run the conv on
     ``s`` with ``bias'`` and the true output is the result plus ``out_offset``. That is the
     estimated output mean rounded to ``dtype`` (:func:`round_to_dtype`), so the remainder
     stays small (its rounding error is relative to the channel's variation, not to its
     level) and ``-out_offset``, the ReLU's threshold for the remainder, is exact in ``dtype``.
+    Each phase's bias uses its own weight sum, which differ by the rounding of the weights.
     """
-    out_offset = round_to_dtype(weight_sum @ (mean + offset) + bias, dtype)
-    return weight_sum @ offset + bias - out_offset, out_offset
+    out_mean = (weight_sum @ (mean + offset) + bias).view(phases, -1).mean(dim=0)
+    out_offset = round_to_dtype(out_mean, dtype)
+    return weight_sum @ offset + bias - out_offset.repeat(phases), out_offset

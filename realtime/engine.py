@@ -121,10 +121,10 @@ class EngineConfig:
     ``conv_impl``: ``torch`` (cuDNN / oneDNN) or ``triton``: one Triton kernel per 3×3 layer
     with reflection padding, pooling/upsampling, bias and ReLU fused (realtime.triton_conv;
     correct, not yet measured on a GPU, so not the default; no torch.compile with it).
-    ``centre_activations``: run a reduced-precision encoder with its activations held as
-    remainders around per-channel float32 offsets (:class:`CentredEncoder`), so flat content
-    keeps its small variations through AdaIN (auto: on for a bf16 encoder with
-    ``conv_impl=torch``; ``on`` also for fp16).
+    ``centre_activations``: hold a reduced-precision network's activations as remainders
+    around per-channel float32 offsets (:class:`CentredNet`), so flat content keeps its small
+    variations through AdaIN: ``auto`` centres a bf16 encoder, ``on`` every bf16 or fp16
+    half (the decoder too), ``off`` none; ``conv_impl=torch`` only.
     """
 
     device: str = "cpu"
@@ -261,7 +261,34 @@ def conv_act(
     return F.relu(y, inplace=True) if relu else y
 
 
-class ReflectConv(nn.Module):
+class ShiftableConv(nn.Module):
+    """A conv layer (+ ReLU) that can also run with another bias and without its ReLU, as
+    :class:`CentredNet` needs. Subclasses set ``conv`` (its output channels are ``phases``
+    groups of the layer's), ``relu`` and ``fused``, and compute ``_run``."""
+
+    conv: nn.Conv2d
+    relu: bool
+    fused: bool
+    phases = 1
+
+    def _run(self, x: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
+        """The layer on :meth:`conv_input`'s result; ``bias`` None: the conv's own."""
+        raise NotImplementedError
+
+    def conv_input(self, x: Tensor) -> Tensor:
+        """The tensor whose channels the conv's weights see (``x`` itself, unless overridden)."""
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._run(self.conv_input(x), None, self.relu)
+
+    def pre_activation(self, x: Tensor, bias: Tensor) -> Tensor:
+        """The layer on :meth:`conv_input`'s result ``x`` with ``bias`` (one per conv output
+        channel) instead of the conv's own, and without its ReLU."""
+        return self._run(x, bias, False)
+
+
+class ReflectConv(ShiftableConv):
     """``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` (+ the following ``ReLU``) as one module.
 
     ``pad_mode`` picks how the reflection padding is done; all give the reference numbers:
@@ -306,7 +333,7 @@ class ReflectConv(nn.Module):
         y[..., 0:1].copy_(c[..., 0:1])
         y[..., w - 1 : w].copy_(c[..., 3:4])
 
-    def _padded_conv(self, x: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
+    def _run(self, x: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
         if self.pad_mode == "border" and min(x.shape[-2], x.shape[-1]) >= 2:
             y = self._conv(x, 1, bias, relu)  # (B, C', H, W), borders wrong (zero padding)
             self._fix_borders(x, y, bias, relu)
@@ -314,17 +341,6 @@ class ReflectConv(nn.Module):
         if self.pad_mode == "cat":
             return self._conv(reflect_pad1_cat(x), 0, bias, relu)
         return self._conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), 0, bias, relu)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._padded_conv(x, None, self.relu)
-
-    def conv_input(self, x: Tensor) -> Tensor:
-        """The tensor whose channels the conv's weights see: ``x`` itself."""
-        return x
-
-    def pre_activation(self, x: Tensor, bias: Tensor) -> Tensor:
-        """The layer with ``bias`` instead of the conv's own and without its ReLU."""
-        return self._padded_conv(x, bias, False)
 
 
 def match_pad_conv(mods: Sequence[nn.Module], i: int) -> tuple[nn.Conv2d, bool] | None:
@@ -343,10 +359,12 @@ def match_pad_conv(mods: Sequence[nn.Module], i: int) -> tuple[nn.Conv2d, bool] 
     return conv, i + 2 < len(mods) and isinstance(mods[i + 2], nn.ReLU)
 
 
-class UpConv(nn.Module):
+class UpConv(ShiftableConv):
     """Nearest 2× ``Upsample`` + ``ReflectionPad2d(1)`` + 3×3 ``Conv2d`` (+ ``ReLU``) computed at
     the input resolution (:func:`models.functional.up2_conv3`): one 2×2 conv whose channels
     are the four output phases (4/9 of the multiply-adds), then one interleaving copy."""
+
+    phases = 4  # the conv's channels: four phase-major groups of the output channels
 
     def __init__(self, conv: nn.Conv2d, relu: bool, fused: bool) -> None:
         super().__init__()
@@ -355,8 +373,8 @@ class UpConv(nn.Module):
         self.relu = relu
         self.fused = fused
 
-    def forward(self, x: Tensor) -> Tensor:
-        z = conv_act(Fn.replicate_pad1(x), self.conv, 0, self.relu, self.fused)  # (B, 4·O, ..)
+    def _run(self, x: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
+        z = conv_act(Fn.replicate_pad1(x), self.conv, 0, relu, self.fused, bias)  # (B, 4·O, ..)
         return Fn.interleave_phases(z)  # (B, O, 2H, 2W)
 
 
@@ -462,7 +480,7 @@ def generator_layers(generator: CASTGenerator) -> tuple[nn.Sequential, nn.Sequen
     return enc, generator.dec_b.decoder
 
 
-class SplitInputConv(nn.Module):
+class SplitInputConv(ShiftableConv):
     """The encoder's first layer (pad + 3×3 conv + ReLU on the RGB image) for a bf16 engine,
     as accurate as fp32 at bf16 speed.
 
@@ -486,16 +504,12 @@ class SplitInputConv(nn.Module):
     def conv_input(self, x: Tensor) -> Tensor:
         """The float image (B, 3, H, W) → the padded, split bf16 input (B, 9, H+2, W+2)."""
         xp = F.pad(x.float().contiguous(), (1, 1, 1, 1), mode="reflect")  # NCHW: the fast pad
-        xh = Fn.round_to_dtype(xp, torch.bfloat16)  # survives torch.compile, unlike a cast pair
+        xh = Fn.round_to_dtype(xp, torch.bfloat16)  # also under torch.compile (see there)
         x9 = torch.cat([xh, xp - xh, xh], dim=1).to(torch.bfloat16)
         return x9.contiguous(memory_format=Fn.memory_format_of(self.conv.weight))
 
-    def pre_activation(self, x9: Tensor, bias: Tensor) -> Tensor:
-        """The conv of :meth:`conv_input`'s result with ``bias`` instead of its own, no ReLU."""
-        return conv_act(x9, self.conv, 0, False, self.fused, bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return conv_act(self.conv_input(x), self.conv, 0, self.relu, self.fused)
+    def _run(self, x9: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
+        return conv_act(x9, self.conv, 0, relu, self.fused, bias)
 
 
 def split_input_layer(enc: nn.Sequential) -> nn.Sequential:
@@ -517,12 +531,12 @@ def flat_layers(seq: nn.Sequential) -> list[nn.Module]:
     return out
 
 
-ConvLayer = ReflectConv | SplitInputConv
+PASS_THROUGH = (nn.MaxPool2d, nn.Upsample)  # commute with a per-channel offset and threshold
 
 
-class CentredEncoder(nn.Module):
-    """A reduced-precision encoder whose activations are held as remainders around
-    per-channel float32 offsets; returns float32 relu4_1 features.
+class CentredNet(nn.Module):
+    """A reduced-precision encoder or decoder whose activations are held as remainders around
+    per-channel float32 offsets; float32 in, float32 out.
 
     In bf16 a channel that is nearly constant over the frame (a flat sky, a wall) keeps
     almost nothing of its variation: the rounding error is relative to the channel's level.
@@ -532,24 +546,25 @@ class CentredEncoder(nn.Module):
     ``s`` is stored in bf16, so its error is relative to the variation. Each conv runs on
     ``s`` with a bias that accounts for the offset (:func:`models.functional.
     centred_conv_terms`), and the ReLU becomes ``max(s, -offset)``, applied after a following
-    max-pool (they commute) where there is one. Offsets are shared by a batch.
+    max-pool or upsampling (they commute) where there is one. Offsets are shared by a batch.
 
-    Same function as the encoder up to rounding. Measured on a flat crop with the reference
-    fixture weights: 96.41 → 99.94 % of pixels within 3 levels of fp32 for the worst style,
-    for +2–4 % of the frame time on the CPU (bench/RESULTS.md).
+    Same function as the network up to rounding (exact in float32, tested). Measured with the
+    reference fixture weights on the flattest window of each of 12 photos × 12 styles
+    (bench/RESULTS.md).
 
-    Built from the float32 encoder (:class:`ReflectConv` / :class:`SplitInputConv` layers
-    and max-pools); it casts its layers to ``dtype`` itself and keeps its float32 terms, so
-    move it with ``.to(device)`` only.
+    Built from the float32 network of :class:`ReflectConv`, :class:`SplitInputConv`,
+    :class:`UpConv`, max-pool and nearest-upsampling layers; it casts its layers to ``dtype``
+    itself and keeps its float32 terms, so move it with ``.to(device)`` only.
     """
 
-    def __init__(self, enc: nn.Sequential, dtype: torch.dtype, stride: int = 4) -> None:
+    def __init__(self, net: nn.Sequential, dtype: torch.dtype, stride: int = 4) -> None:
         super().__init__()
-        layers = flat_layers(enc)
+        layers = flat_layers(net)
         for m in layers:
-            if not isinstance(m, (ReflectConv, SplitInputConv, nn.MaxPool2d)):
-                raise ValueError(f"CentredEncoder cannot run a {type(m).__name__} layer")
-        convs = [m for m in layers if isinstance(m, (ReflectConv, SplitInputConv))]
+            nearest = not isinstance(m, nn.Upsample) or m.mode == "nearest"
+            if not isinstance(m, (ShiftableConv, *PASS_THROUGH)) or not nearest:
+                raise ValueError(f"CentredNet cannot run a {type(m).__name__} layer")
+        convs = [m for m in layers if isinstance(m, ShiftableConv)]
         biases = [conv_bias(m.conv).float().clone() for m in convs]  # before the cast
         self.layers = nn.ModuleList(layers).to(dtype)
         self.dtype = dtype
@@ -558,31 +573,42 @@ class CentredEncoder(nn.Module):
             self.register_buffer(f"bias{i}", b)  # the weights as cast, summed over their taps:
             self.register_buffer(f"weight_sum{i}", m.conv.weight.detach().float().sum((2, 3)))
 
+    def _centre_input(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(remainder, offset) of the float32 input; a :class:`SplitInputConv` splits the
+        image exactly itself (offset None: zero for its input channels)."""
+        if isinstance(self.layers[0], SplitInputConv):
+            return x, None
+        offset = Fn.subsampled_channel_mean(x, self.stride)
+        return (x.float() - offset.view(1, -1, 1, 1)).to(self.dtype), offset
+
     def forward(self, x: Tensor) -> Tensor:
-        s = x
-        offset: Tensor | None = None  # (C,) float32; the input has none
+        s, offset = self._centre_input(x)
         threshold: Tensor | None = None  # a ReLU still to apply to s
         i = 0
         for layer in self.layers:
-            if isinstance(layer, nn.MaxPool2d):
+            if isinstance(layer, PASS_THROUGH):
                 s = layer(s)
                 continue
-            assert isinstance(layer, (ReflectConv, SplitInputConv))
+            assert isinstance(layer, ShiftableConv)
             if threshold is not None:
                 s = s.clamp_min_(threshold)
             s = layer.conv_input(s)
             if offset is None:
                 offset = s.new_zeros(s.shape[1], dtype=torch.float32)
-            mean = Fn.subsampled_channel_mean(s, self.stride)
             bias, offset = Fn.centred_conv_terms(
-                getattr(self, f"weight_sum{i}"), getattr(self, f"bias{i}"), offset, mean, self.dtype
+                getattr(self, f"weight_sum{i}"),
+                getattr(self, f"bias{i}"),
+                offset,
+                Fn.subsampled_channel_mean(s, self.stride),
+                self.dtype,
+                layer.phases,
             )
             s = layer.pre_activation(s, bias)
             threshold = (-offset).to(s.dtype).view(1, -1, 1, 1) if layer.relu else None
             i += 1
         if threshold is not None:
             s = s.clamp_min_(threshold)
-        assert offset is not None, "an encoder without convs"
+        assert offset is not None, "a network without convs"
         return s.float() + offset.view(1, -1, 1, 1)
 
 
@@ -741,14 +767,19 @@ class StylizeEngine:
             self.pad_mode, self.fused = "module", False
         self.split_input = self.enc_dtype == torch.bfloat16  # see SplitInputConv
         centre = self.config.centre_activations
-        can_centre = self.enc_dtype != torch.float32 and self.conv_impl == "torch"
-        if centre == "on" and not can_centre:
+        torch_convs = self.conv_impl == "torch"
+        reduced = [d != torch.float32 for d in (self.enc_dtype, self.dtype)]
+        if centre == "on" and not (torch_convs and any(reduced)):
             raise InputError(
-                "centre_activations=on needs a bf16 or fp16 encoder with conv_impl=torch"
+                "centre_activations=on needs a bf16 or fp16 network with conv_impl=torch"
             )
-        self.centred = can_centre and (
-            centre == "on" or (centre == "auto" and self.enc_dtype == torch.bfloat16)
+        # auto: the bf16 encoder, whose rounding AdaIN amplifies on flat content; on: every
+        # reduced-precision half (the decoder gains less for its cost, bench/RESULTS.md)
+        self.centred_encoder = torch_convs and (
+            (centre == "on" and reduced[0])
+            or (centre == "auto" and self.enc_dtype == torch.bfloat16)
         )
+        self.centred_decoder = torch_convs and centre == "on" and reduced[1]
         graph = self.config.cuda_graph
         self.use_graph = cuda and (
             graph == "on" or (graph == "auto" and self.compile != "reduce-overhead")
@@ -779,15 +810,11 @@ class StylizeEngine:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         if self.split_input:
             enc = split_input_layer(enc)
-        encoder: nn.Module = (  # CentredEncoder casts its own layers, keeps its float32 terms
-            CentredEncoder(enc, self.enc_dtype).to(device=self.device)
-            if self.centred
-            else enc.to(device=self.device, dtype=self.enc_dtype)
-        ).to(memory_format=fmt)
-        dec = dec.to(device=self.device, dtype=self.dtype).to(memory_format=fmt)
-        self._enc_module, self._dec_module = encoder, dec
+        encoder = self._place(enc, self.enc_dtype, self.centred_encoder, fmt)
+        decoder = self._place(dec, self.dtype, self.centred_decoder, fmt)
+        self._enc_module, self._dec_module = encoder, decoder
         self._encoder: Callable[[Tensor], Tensor] = encoder
-        self._decoder: Callable[[Tensor], Tensor] = dec
+        self._decoder: Callable[[Tensor], Tensor] = decoder
         if self.compile != "off":
             mode = None if self.compile == "default" else self.compile
             # CPU: freezing folds the (constant) weights into the graph, so Inductor prepacks
@@ -797,9 +824,18 @@ class StylizeEngine:
             )
             allow_recompiles()
             self._encoder = torch.compile(encoder, mode=mode, dynamic=False, options=opts)
-            self._decoder = torch.compile(dec, mode=mode, dynamic=False, options=opts)
+            self._decoder = torch.compile(decoder, mode=mode, dynamic=False, options=opts)
         self._codes.clear()
         self._graphs.clear()
+
+    def _place(
+        self, net: nn.Sequential, dtype: torch.dtype, centred: bool, fmt: torch.memory_format
+    ) -> nn.Module:
+        """``net`` on the engine's device in ``dtype`` and ``fmt``; with ``centred`` as a
+        :class:`CentredNet` (which casts its own layers and keeps its float32 terms)."""
+        if centred:
+            return CentredNet(net, dtype).to(device=self.device).to(memory_format=fmt)
+        return net.to(device=self.device, dtype=dtype).to(memory_format=fmt)
 
     def set_resolution(self, resolution: int) -> None:
         """Change the processing shorter side (0: native) between frames, e.g. after an
@@ -818,7 +854,9 @@ class StylizeEngine:
         )
         fused += " up=phases" if self.up_phases else ""
         fused += " split-input" if self.split_input else ""
-        fused += " centred" if self.centred else ""
+        halves = (("encoder", self.centred_encoder), ("decoder", self.centred_decoder))
+        centred = "+".join(name for name, on in halves if on)
+        fused += f" centred={centred}" if centred else ""
         graph = ", cuda-graph" if self.use_graph else ""
         return (
             f"{self.device} {self.precision} {layout} pad={self.pad_mode}{fused}{extra}"
@@ -962,7 +1000,7 @@ class StylizeEngine:
         )
         padded, pads = Fn.pad_to_multiple(work, 8)  # (B, 3, H8, W8)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        if not self.split_input:  # SplitInputConv takes the float32 image as it is
+        if not (self.split_input or self.centred_encoder):  # those take the float32 image
             padded = padded.to(dtype=self.enc_dtype).contiguous(memory_format=fmt)
         feat = self._encoder(padded)  # (B, 512, H8/8, W8/8)
         f32 = feat.float()
@@ -974,7 +1012,8 @@ class StylizeEngine:
             t = alpha * t + (1.0 - alpha) * f32
         else:
             t = Fn.blend_strength(t, f32, alpha)
-        out = self._decoder(t.to(self.dtype).contiguous(memory_format=fmt))
+        dec_in = t if self.centred_decoder else t.to(self.dtype)  # CentredNet takes float32
+        out = self._decoder(dec_in.contiguous(memory_format=fmt))
         out = Fn.crop_padding(out, pads).float()
         if (ph, pw) != (h, w):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)

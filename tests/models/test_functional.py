@@ -166,12 +166,13 @@ def test_subsampled_channel_mean_reads_every_stride_th_pixel() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_round_to_dtype_lands_on_values_of_the_dtype(dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("fn", [Fn.round_to_dtype, Fn.round_to_dtype_arith])
+def test_round_to_dtype_lands_on_values_of_the_dtype(fn, dtype: torch.dtype) -> None:
     g = torch.Generator().manual_seed(1)
     scale = torch.exp2(torch.randint(-20, 14, (20000,), generator=g).float())
     x = torch.randn(20000, generator=g) * scale
     x = torch.cat([x, torch.tensor([0.0, 1.0, -2.0, 3.0, 255.9, 2.0**-30])])
-    got = Fn.round_to_dtype(x, dtype)
+    got = fn(x, dtype)
     assert torch.equal(got.to(dtype).float(), got)  # exactly representable
     assert (got == x.to(dtype).float()).float().mean() >= 0.999  # the nearest, almost always
 
@@ -197,3 +198,21 @@ def test_centred_conv_terms_shift_a_reflect_padded_conv_exactly(dtype: torch.dty
     assert torch.equal(out_offset.to(dtype).double(), out_offset)
     spread = want.std(dim=(0, 2, 3))
     assert ((want.mean(dim=(0, 2, 3)) - out_offset).abs() < spread).all()
+
+
+def test_centred_conv_terms_give_the_four_phases_one_offset() -> None:
+    """A phase conv (:func:`Fn.up2_conv3`) with bf16-rounded weights: the phases' weight sums
+    differ by the rounding, each phase gets its own bias, all share one output offset."""
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64)
+    w4, b4 = Fn.up2_conv3_phase_weights(w, torch.randn(5, generator=g, dtype=torch.float64))
+    w4 = w4.to(torch.bfloat16).double()
+    s = torch.randn(1, 4, 6, 7, generator=g, dtype=torch.float64)
+    offset = 20 * torch.randn(4, generator=g, dtype=torch.float64)
+    bias, out_offset = Fn.centred_conv_terms(
+        w4.sum(dim=(2, 3)), b4, offset, s.mean(dim=(0, 2, 3)), torch.bfloat16, phases=4
+    )
+    assert bias.shape == (20,) and out_offset.shape == (5,)
+    want = F.conv2d(Fn.replicate_pad1(s + offset.view(1, -1, 1, 1)), w4, b4)
+    got = F.conv2d(Fn.replicate_pad1(s), w4, bias) + out_offset.repeat(4).view(1, -1, 1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-10)

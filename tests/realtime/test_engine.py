@@ -14,7 +14,7 @@ from models.errors import InputError
 from models.generator import CASTGenerator, untrained_generator
 from models.style_code import StyleCode
 from realtime.engine import (
-    CentredEncoder,
+    CentredNet,
     EngineConfig,
     EngineOutOfMemoryError,
     ReflectConv,
@@ -188,41 +188,50 @@ def test_bf16_keeps_flat_content_within_three_levels_with_centred_activations(ge
     want = reference(gen, frame, code)
     plain = StylizeEngine(gen, EngineConfig(precision="bf16", centre_activations="off"))
     centred = StylizeEngine(gen, EngineConfig(precision="bf16"))
-    assert centred.centred and not plain.centred and "centred" in centred.describe()
+    both = StylizeEngine(gen, EngineConfig(precision="bf16", centre_activations="on"))
+    assert (centred.centred_encoder, centred.centred_decoder) == (True, False)
+    assert both.centred_encoder and both.centred_decoder
+    assert not (plain.centred_encoder or plain.centred_decoder)
+    assert "centred=encoder," in centred.describe()
+    assert "centred=encoder+decoder" in both.describe()
     within = {
         name: float((level_diff(e.process(frame, code), want) <= 3).mean())
-        for name, e in (("plain", plain), ("centred", centred))
+        for name, e in (("plain", plain), ("centred", centred), ("both", both))
     }
-    assert within["centred"] >= 0.999 > within["plain"]
+    assert min(within["centred"], within["both"]) >= 0.999 > within["plain"]
 
 
 @pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bf16")
 def test_bf16_batch_shares_the_offsets_and_stays_within_three_levels(gen, code):
     frames = [smooth_frame(48, 64, seed=21), sky_frame(48, 64, seed=22)]
-    engine = StylizeEngine(gen, EngineConfig(precision="bf16"))
-    assert engine.centred
+    engine = StylizeEngine(gen, EngineConfig(precision="bf16", centre_activations="on"))
+    assert engine.centred_encoder and engine.centred_decoder
     for f, out in zip(frames, engine.process_batch(frames, code, 0.9), strict=True):
         assert (level_diff(out, reference(gen, f, code, 0.9)) <= 3).mean() >= 0.999
 
 
 @pytest.mark.parametrize("pad_mode", ["module", "cat", "border"])
 @pytest.mark.parametrize("fused", [True, False])
-def test_centred_encoder_computes_the_encoder(gen, pad_mode, fused):
+@pytest.mark.parametrize("up_phases", [True, False])
+def test_centred_net_computes_the_encoder_and_the_decoder(gen, pad_mode, fused, up_phases):
     """In float32 the offsets, bias terms and moved ReLUs are exact algebra: the centred
-    encoder is the encoder up to float32 rounding."""
-    enc, _ = build_inference_net(gen, pad_mode, fused)
-    centred = CentredEncoder(copy.deepcopy(enc), torch.float32)
+    networks are the networks up to float32 rounding (phase and plain upsampling)."""
+    enc, dec = build_inference_net(gen, pad_mode, fused, up_phases)
     x = torch.rand(2, 3, 40, 56) * 2 - 1
     with torch.inference_mode():
-        want = enc(x)
-        got = centred(x)
-    assert got.dtype == torch.float32 and got.shape == want.shape
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        feat = enc(x)
+        for net, inp, want in ((enc, x, feat), (dec, feat, dec(feat))):
+            got = CentredNet(copy.deepcopy(net), torch.float32)(inp)
+            assert got.dtype == torch.float32 and got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_centred_encoder_refuses_layers_it_cannot_shift():
-    with pytest.raises(ValueError, match="Upsample"):
-        CentredEncoder(torch.nn.Sequential(torch.nn.Upsample(scale_factor=2)), torch.bfloat16)
+@pytest.mark.parametrize(
+    "layer", [torch.nn.Upsample(scale_factor=2, mode="bilinear"), torch.nn.Tanh()]
+)
+def test_centred_net_refuses_layers_it_cannot_shift(layer):
+    with pytest.raises(ValueError, match=type(layer).__name__):
+        CentredNet(torch.nn.Sequential(layer), torch.bfloat16)
 
 
 def test_resolve_precision():
@@ -254,10 +263,16 @@ def test_config_validation():
         EngineConfig(centre_activations="yes")
 
 
-def test_centred_activations_need_a_reduced_precision_encoder(gen):
+def test_centred_activations_need_a_reduced_precision_network(gen):
     with pytest.raises(InputError, match="centre_activations=on needs a bf16 or fp16"):
         StylizeEngine(gen, EngineConfig(precision="fp32", centre_activations="on"))
-    assert not StylizeEngine(gen, EngineConfig(precision="fp32")).centred
+    fp32 = StylizeEngine(gen, EngineConfig(precision="fp32"))
+    assert not (fp32.centred_encoder or fp32.centred_decoder)
+    if cpu_bf16_supported():  # mixed: the fp32 encoder stays as it is; on: the bf16 decoder
+        mixed = StylizeEngine(gen, EngineConfig(precision="mixed"))
+        assert not (mixed.centred_encoder or mixed.centred_decoder)
+        mixed = StylizeEngine(gen, EngineConfig(precision="mixed", centre_activations="on"))
+        assert (mixed.centred_encoder, mixed.centred_decoder) == (False, True)
 
 
 def test_processing_size():
@@ -426,7 +441,7 @@ def test_cuda_reduced_precision_within_three_levels(gen, code, precision, pad_mo
     cfg = EngineConfig("cuda", precision=precision, pad_mode=pad_mode, compile="off")
     engine = StylizeEngine(gen, cfg)
     assert next(engine._dec_module.parameters()).device.type == "cuda"
-    assert engine.centred == (precision == "bf16")
+    assert engine.centred_encoder == (precision == "bf16") and not engine.centred_decoder
     d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
     assert (d <= 3).mean() >= 0.999
 
@@ -435,12 +450,13 @@ def test_cuda_reduced_precision_within_three_levels(gen, code, precision, pad_mo
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_cuda_centred_activations_compiled_into_the_frame_graph(gen, code, precision):
-    """Centred activations (on by default for bf16, chosen for fp16) under torch.compile and
-    the whole-frame CUDA graph, on a nearly flat frame."""
+    """Centred activations in both halves (``on``; bf16 and fp16) under torch.compile and the
+    whole-frame CUDA graph, on a nearly flat frame."""
     frame = sky_frame(120, 200, seed=4)
     cfg = EngineConfig("cuda", precision=precision, centre_activations="on")
     engine = StylizeEngine(gen, cfg)
-    assert engine.centred and engine.use_graph and engine.compile == "default"
+    assert engine.centred_encoder and engine.centred_decoder
+    assert engine.use_graph and engine.compile == "default"
     d = level_diff(engine.process(frame, code), reference(gen.cpu(), frame, code))
     assert (d <= 3).mean() >= 0.999
 
@@ -564,8 +580,9 @@ def test_cpu_compiled_bf16_keeps_the_split_input_and_the_centred_activations(gen
     split input and the offsets are rounded with arithmetic instead, so compiling keeps
     their accuracy on a nearly flat frame (with the cast pair: 95 % within 3 levels)."""
     frame = sky_frame(64, 96, seed=3)
-    engine = StylizeEngine(gen, EngineConfig(precision="bf16", compile="default"))
-    assert engine.compile == "default" and engine.split_input and engine.centred
+    cfg = EngineConfig(precision="bf16", compile="default", centre_activations="on")
+    engine = StylizeEngine(gen, cfg)
+    assert engine.compile == "default" and engine.split_input and engine.centred_decoder
     d = level_diff(engine.process(frame, code), reference(gen, frame, code))
     assert (d <= 3).mean() >= 0.999
 
@@ -615,7 +632,7 @@ def test_engine_on_a_real_photo_with_the_reference_checkpoint(
     if engine.precision == "fp32":
         assert d.max() <= 1
     else:
-        assert engine.split_input == engine.centred == (engine.precision == "bf16")
+        assert engine.split_input == engine.centred_encoder == (engine.precision == "bf16")
         assert (d <= 3).mean() >= 0.999
 
 
