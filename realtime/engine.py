@@ -570,7 +570,8 @@ class CentredNet(nn.Module):
         self.dtype = dtype
         self.stride = stride
         for i, (m, b) in enumerate(zip(convs, biases, strict=True)):
-            self.register_buffer(f"bias{i}", b)  # the weights as cast, summed over their taps:
+            self.register_buffer(f"bias{i}", b)
+            # the weights as cast, summed over their taps (O, C)
             self.register_buffer(f"weight_sum{i}", m.conv.weight.detach().float().sum((2, 3)))
 
     def _centre_input(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -1000,8 +1001,9 @@ class StylizeEngine:
         )
         padded, pads = Fn.pad_to_multiple(work, 8)  # (B, 3, H8, W8)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        if not (self.split_input or self.centred_encoder):  # those take the float32 image
-            padded = padded.to(dtype=self.enc_dtype).contiguous(memory_format=fmt)
+        if not self.split_input:  # SplitInputConv takes the float32 image as it is
+            in_dtype = torch.float32 if self.centred_encoder else self.enc_dtype  # CentredNet
+            padded = padded.to(dtype=in_dtype).contiguous(memory_format=fmt)
         feat = self._encoder(padded)  # (B, 512, H8/8, W8/8)
         f32 = feat.float()
         c_mean, c_std = Fn.channel_mean_std(f32)  # (B, 512, 1, 1) each
