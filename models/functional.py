@@ -269,7 +269,7 @@ def up2_conv3(x: Tensor, phase_weight: Tensor, phase_bias: Tensor) -> Tensor:
     return interleave_phases(z)
 
 
-# --- centred activations (reduced-precision encoder, see realtime.engine.CentredEncoder) -------
+# --- centred activations (reduced-precision networks, see realtime.engine.CentredNet) ---------
 
 
 def subsampled_channel_mean(x: Tensor, stride: int = 4) -> Tensor:
