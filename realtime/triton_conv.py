@@ -31,6 +31,7 @@ from models.generator import CASTGenerator
 from realtime.engine import (
     ReflectConv,
     conv_bias,
+    flat_layers,
     generator_layers,
     is_up2_nearest,
     match_folded_pad_conv,
@@ -370,13 +371,6 @@ class TritonUpConv(nn.Module):
         return up2_phase_conv(x, self.w_phases, self.bias, self.relu)
 
 
-def _flatten(seq: nn.Module) -> list[nn.Module]:
-    out: list[nn.Module] = []
-    for m in seq.children():
-        out.extend(_flatten(m) if isinstance(m, nn.Sequential) else [m])
-    return out
-
-
 def _input_op(m: nn.Module) -> str | None:
     """``pool2`` / ``up2`` for the pooling and upsampling layers the kernel can absorb."""
     if isinstance(m, nn.MaxPool2d) and m.kernel_size in (2, (2, 2)) and m.stride in (2, (2, 2)):
@@ -401,7 +395,7 @@ def build_triton_net(seq: nn.Sequential, up_phases: bool = False) -> nn.Sequenti
     input channels are a multiple of :data:`MIN_CHANNELS` as a :class:`TritonReflectConv`
     (with ``up_phases``, the upsampling ones as a :class:`TritonUpConv`); the first RGB conv,
     with the 1×1 input conv folded into it, becomes a PyTorch :class:`ReflectConv`."""
-    mods = _flatten(seq)
+    mods = flat_layers(seq)
     out: list[nn.Module] = []
     i = 0
     while i < len(mods):
