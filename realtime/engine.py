@@ -58,11 +58,10 @@ StatsHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "mixed")
 PAD_MODES = ("auto", "module", "cat", "border")
-FUSE_MODES = ("auto", "on", "off")
-GRAPH_MODES = ("auto", "on", "off")
+SWITCH_MODES = ("auto", "on", "off")  # fuse_relu, cuda_graph, centre_activations
+FUSE_MODES = GRAPH_MODES = CENTRE_MODES = SWITCH_MODES
 CONV_IMPLS = ("torch", "triton")
 UPCONV_MODES = ("auto", "phases", "plain")
-CENTRE_MODES = ("auto", "on", "off")
 COMPILE_MODES = (
     "auto",
     "off",
@@ -314,24 +313,18 @@ class ReflectConv(ShiftableConv):
     def _fix_borders(self, x: Tensor, y: Tensor, bias: Tensor | None, relu: bool) -> None:
         """Overwrite the one-pixel border of ``y`` (B, C', H, W) with the reflect-padded result.
 
-        The padded rows 0..2 ([1, 0, 1]) and H-1..H+1 ([H-2, H-1, H-2]) are stacked into one
-        six-row strip; its valid conv gives four rows, of which the first is the top border
-        and the last the bottom one (the middle two straddle both and are dropped). Columns
-        likewise. Few, small kernels per layer.
+        Along rows (then columns), the padded rows 0..2 ([1, 0, 1]) and H-1..H+1 ([H-2, H-1,
+        H-2]) are stacked into one six-row strip, reflect-padded across; its valid conv gives
+        four rows, of which the first is the top border and the last the bottom one (the
+        middle two straddle both and are dropped). Few, small kernels per layer.
         """
-        h, w = x.shape[-2], x.shape[-1]
-        rows = torch.cat(
-            [x[:, :, 1:2], x[:, :, 0:2], x[:, :, h - 2 : h], x[:, :, h - 2 : h - 1]], dim=2
-        )  # (B, C, 6, W)
-        r = self._conv(F.pad(rows, (1, 1, 0, 0), mode="reflect"), 0, bias, relu)  # (B, C', 4, W)
-        y[:, :, 0:1].copy_(r[:, :, 0:1])
-        y[:, :, h - 1 : h].copy_(r[:, :, 3:4])
-        cols = torch.cat(
-            [x[..., 1:2], x[..., 0:2], x[..., w - 2 : w], x[..., w - 2 : w - 1]], dim=3
-        )  # (B, C, H, 6)
-        c = self._conv(F.pad(cols, (0, 0, 1, 1), mode="reflect"), 0, bias, relu)  # (B, C', H, 4)
-        y[..., 0:1].copy_(c[..., 0:1])
-        y[..., w - 1 : w].copy_(c[..., 3:4])
+        for dim, across in ((2, (1, 1, 0, 0)), (3, (0, 0, 1, 1))):
+            n = x.shape[dim]
+            parts = [(1, 1), (0, 2), (n - 2, 2), (n - 2, 1)]  # (start, length): six rows
+            strip = torch.cat([x.narrow(dim, i, k) for i, k in parts], dim=dim)
+            r = self._conv(F.pad(strip, across, mode="reflect"), 0, bias, relu)  # four of them
+            y.narrow(dim, 0, 1).copy_(r.narrow(dim, 0, 1))
+            y.narrow(dim, n - 1, 1).copy_(r.narrow(dim, 3, 1))
 
     def _run(self, x: Tensor, bias: Tensor | None, relu: bool) -> Tensor:
         if self.pad_mode == "border" and min(x.shape[-2], x.shape[-1]) >= 2:
