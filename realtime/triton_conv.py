@@ -53,6 +53,25 @@ def _bias_relu_store(acc, b_ptr, y_ptr, pix, offs_n, m_ok, n_ok, K, RELU: tl.con
 
 
 @triton.jit
+def _tile(M, K, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """This program's tile: its rows (flattened pixels), output channels and reduction
+    offsets, and the row and channel masks."""
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    return offs_m, offs_n, tl.arange(0, BLOCK_K), offs_m < M, offs_n < K
+
+
+@triton.jit
+def _dot_weights(acc, a, w_ptr, kk, offs_k, offs_n, n_ok, K):
+    """``acc`` plus ``a`` times rows ``kk + offs_k`` of the row-major (rows, K) weight matrix
+    at ``w_ptr`` (columns ``offs_n``)."""
+    wt = tl.load(
+        w_ptr + (kk + offs_k)[:, None] * K + offs_n[None, :], mask=n_ok[None, :], other=0.0
+    )
+    return acc + tl.dot(a, wt)
+
+
+@triton.jit
 def _reflect_conv3x3_kernel(
     x_ptr,
     w_ptr,
@@ -72,13 +91,7 @@ def _reflect_conv3x3_kernel(
     BLOCK_K: tl.constexpr,
 ):
     # y[p, n] = bias[n] + sum_{tap, c} x_in[reflect(p + tap), c] * w[tap * C + c, n]
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixels (b, oh, ow) flattened
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channels
-    offs_k = tl.arange(0, BLOCK_K)
-    m_ok = offs_m < M
-    n_ok = offs_n < K
+    offs_m, offs_n, offs_k, m_ok, n_ok = _tile(M, K, BLOCK_M, BLOCK_N, BLOCK_K)  # m: (b, oh, ow)
     ow = offs_m % W
     oh = (offs_m // W) % H
     ob = offs_m // (W * H)
@@ -109,9 +122,7 @@ def _reflect_conv3x3_kernel(
             a = tl.maximum(a, tl.load(a_ptrs + WIN * C, mask=a_mask, other=0.0))
             a = tl.maximum(a, tl.load(a_ptrs + WIN * C + C, mask=a_mask, other=0.0))
             a = a.to(x_ptr.dtype.element_ty)  # tl.dot needs equal dtypes; the interpreter widened
-        w_ptrs = w_ptr + (kk + offs_k)[:, None] * K + offs_n[None, :]
-        wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
-        acc += tl.dot(a, wt)
+        acc = _dot_weights(acc, a, w_ptr, kk, offs_k, offs_n, n_ok, K)
     _bias_relu_store(acc, b_ptr, y_ptr, offs_m.to(tl.int64), offs_n, m_ok, n_ok, K, RELU)
 
 
@@ -134,16 +145,10 @@ def _up2_phase_conv_kernel(
     # One output phase (a, b) per program_id(2): y[2i+a, 2j+b, n] = bias[n] +
     # sum_{u, v, c} x[clamp(i+a+u-1), clamp(j+b+v-1), c] * w[phase, (u*2 + v) * C + c, n]
     # (models.functional.up2_conv3: nearest ×2 + reflection pad + 3×3 conv, at input size)
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
     phase = tl.program_id(2)
     pa = phase // 2
     pb = phase % 2
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # input pixels (b, i, j) flattened
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_k = tl.arange(0, BLOCK_K)
-    m_ok = offs_m < M
-    n_ok = offs_n < K
+    offs_m, offs_n, offs_k, m_ok, n_ok = _tile(M, K, BLOCK_M, BLOCK_N, BLOCK_K)  # m: (b, i, j)
     j = offs_m % WIN
     i = (offs_m // WIN) % HIN
     ob = offs_m // (WIN * HIN)
@@ -156,9 +161,7 @@ def _up2_phase_conv_kernel(
         iw = tl.minimum(tl.maximum(j + pb + tap % 2 - 1, 0), WIN - 1)
         row = ((ob * HIN + ih) * WIN + iw).to(tl.int64) * C
         a = tl.load(x_ptr + row[:, None] + (c0 + offs_k)[None, :], mask=m_ok[:, None], other=0.0)
-        w_ptrs = w_base + (kk + offs_k)[:, None] * K + offs_n[None, :]
-        wt = tl.load(w_ptrs, mask=n_ok[None, :], other=0.0)
-        acc += tl.dot(a, wt)
+        acc = _dot_weights(acc, a, w_base, kk, offs_k, offs_n, n_ok, K)
     pix = (ob * (2 * HIN) + 2 * i + pa) * (2 * WIN) + 2 * j + pb  # the output pixel
     _bias_relu_store(acc, b_ptr, y_ptr, pix.to(tl.int64), offs_n, m_ok, n_ok, K, RELU)
 
