@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.errors import InputError
+from models.fileio import write_json
 from models.generator import untrained_generator
 from models.style_code import StyleCode
 from realtime.commands.bench import parse_sizes, parse_variant
@@ -141,9 +141,7 @@ def main() -> int:
             for name, ms, n in r.top:
                 print(f"   {ms:7.3f} ms  x{n:4.1f}  {name}")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps([dataclasses.asdict(r) for r in out], indent=1) + "\n"
-        )
+        write_json(Path(args.json), [dataclasses.asdict(r) for r in out], indent=1)
     return 0
 
 

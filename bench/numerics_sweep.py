@@ -18,7 +18,6 @@ every style's share.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import functional as Fn
 from models.checkpoint import load_generator
 from models.errors import CastRTError
+from models.fileio import write_json
 from models.generator import CASTGenerator
 from models.style_code import StyleCode
 from realtime.commands.bench import parse_variant
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rows)} frames × {len(codes)} styles in {time.perf_counter() - start:.0f} s")
     if args.json:
         meta = {"levels": args.levels, "goal": args.goal, "variants": list(engines)}
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        write_json(args.json, {"meta": meta, "rows": rows}, indent=1)
     return 0
 
 

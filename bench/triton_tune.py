@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import functional as Fn
 from models.errors import InputError
+from models.fileio import write_json
 from models.generator import untrained_generator
 from realtime.commands.bench import parse_sizes
 
@@ -165,10 +165,8 @@ def main() -> int:
             flush=True,
         )
         if args.json:  # after every layer, so a run cut off by a time limit keeps its rows
-            Path(args.json).write_text(
-                json.dumps({"size": f"{w}x{h}", "precision": args.precision,
-                            "device": device_name, "rows": [asdict(r) for r in rows]}, indent=1)
-            )  # fmt: skip
+            write_json(Path(args.json), {"size": f"{w}x{h}", "precision": args.precision,
+                       "device": device_name, "rows": [asdict(r) for r in rows]}, indent=1)  # fmt: skip
     for dec in ("decoder", "decoder-phases"):  # per frame: each layer times its runs
         times_run = {id(r): r.runs.get("encoder", 0) + r.runs.get(dec, 0) for r in rows}
         print(

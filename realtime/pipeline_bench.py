@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import os
 import platform
 import threading
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from models.errors import InputError
+from models.fileio import write_json
 from realtime.commands.common import build_generator, configure_threads, resolve_device
 from realtime.engine import EngineConfig, StylizeEngine
 from realtime.pipeline import Frame, Pipeline, Processor, StylizeStage
@@ -290,14 +290,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_rows(rows))
     if getattr(args, "json", None):
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine,
             "rows": [asdict(r) for r in rows],
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        tmp.replace(path)
+        write_json(Path(args.json), payload)
     return 0

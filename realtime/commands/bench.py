@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import platform
 import resource
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models import fileio
 from models.errors import InputError
 from models.fileio import first_line
 from models.generator import CASTGenerator
@@ -429,11 +429,7 @@ def write_json(
         "rows": [asdict(r) for r in rows],
         "failures": failures,
     }
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)
+    fileio.write_json(Path(args.json), payload)
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from models.errors import InputError
+from models.fileio import write_json
 from models.style_code import StyleCode
 from realtime.commands.common import (
     add_model_args,
@@ -241,11 +241,7 @@ def run_temporal(args: argparse.Namespace) -> int:
         "results": results,
     }
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=float) + "\n")
-        tmp.replace(out)
+        write_json(Path(args.json), report, default=float)
     return 0
 
 
