@@ -488,8 +488,8 @@ class SplitInputConv(ShiftableConv):
     def __init__(self, layer: ReflectConv) -> None:
         super().__init__()
         w = layer.conv.weight.detach().float()
-        wh = w.to(torch.bfloat16).float()
-        wl = (w - wh).to(torch.bfloat16).float()
+        wh = Fn.round_to_dtype(w, torch.bfloat16)
+        wl = Fn.round_to_dtype(w - wh, torch.bfloat16)
         self.conv = _conv_with(torch.cat([wh, wh, wl], dim=1), conv_bias(layer.conv).float())
         self.relu = layer.relu
         self.fused = layer.fused
